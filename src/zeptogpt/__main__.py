@@ -1,0 +1,7 @@
+"""``python -m zeptogpt``: the same as the ``zeptogpt`` command."""
+
+import sys
+
+from zeptogpt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""Checkpoints: safetensors weights with the config, task and training facts as JSON metadata.
+
+The file is readable without this package (any safetensors reader sees the tensors and the
+metadata), and enough to rebuild the model: ``load(path).model``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from zeptogpt.model import ModelConfig, ZeptoGPT, variant_name
+from zeptogpt.task import SortTask
+
+FORMAT = "zeptogpt-1"  # bump when the layout of the file changes
+RUNS_DIR = Path("runs")  # where checkpoints go by default; git ignores it
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line meant for a user."""
+
+
+@dataclass
+class Checkpoint:
+    """A model with the task it was trained for and the facts of its training."""
+
+    model: ZeptoGPT
+    task: SortTask
+    facts: dict = field(default_factory=dict)  # seed, steps, accuracy, recipe, ...
+
+
+def default_path(config: ModelConfig, runs_dir: Path = RUNS_DIR) -> Path:
+    """Where the CLI keeps the checkpoint of an architecture: ``runs/e6/model.safetensors``."""
+    return Path(runs_dir) / variant_name(config) / "model.safetensors"
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> Path:
+    """Write the checkpoint atomically: a temporary file in the same folder, then a rename, so an
+    interrupted save leaves the previous file untouched.
+
+    Usage: ``save("runs/e6/model.safetensors", Checkpoint(model, task, {"seed": 0}))``
+    """
+    from safetensors.torch import save as to_bytes
+
+    path = Path(path)
+    tensors = {k: v.detach().contiguous() for k, v in checkpoint.model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(checkpoint.model.config.to_dict()),
+        "task": json.dumps(asdict(checkpoint.task)),
+        "facts": json.dumps(checkpoint.facts),
+    }
+    data = to_bytes(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint, refusing anything that is not exactly a model this package can build.
+
+    Usage: ``model = load("runs/e6/model.safetensors").model``
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # the reader raises several types for truncated or foreign files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors file ({reason})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ZeptoGPT checkpoint (format {FORMAT} expected)")
+    try:
+        config = ModelConfig(**json.loads(metadata["config"]))
+        task = SortTask(**json.loads(metadata["task"]))
+        facts = json.loads(metadata.get("facts", "{}"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has an unknown config ({e})") from None
+    if (config.vocab_size, config.block_size) != (task.vocab_size, task.seq_len):
+        raise CheckpointError(f"{path}: the model's vocabulary or context does not fit its task")
+    model = ZeptoGPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        raise CheckpointError(f"{path}: its weights do not match its config {variant_name(config)}")
+    if any(v.dtype != torch.float32 or not bool(v.isfinite().all()) for v in tensors.values()):
+        raise CheckpointError(f"{path}: weights must be finite float32 numbers")
+    model.load_state_dict(tensors)
+    model.requires_grad_(False)
+    return Checkpoint(model, task, facts if isinstance(facts, dict) else {})
+
+
+def describe(checkpoint: Checkpoint) -> str:
+    """One line about where a checkpoint came from, for the CLI."""
+    f = checkpoint.facts
+    parts = [variant_name(checkpoint.model.config), f"{checkpoint.model.config.n_params} params"]
+    if "seed" in f:
+        parts.append(f"seed {f['seed']}")
+    if "steps" in f:
+        parts.append(f"{f['steps']} steps")
+    if "correct" in f and "total" in f:
+        parts.append(f"{f['correct']}/{f['total']} sorted")
+    if isinstance(f.get("margin"), float) and not math.isnan(f["margin"]):
+        parts.append(f"min p {f['margin']:.3f}")
+    return ", ".join(parts)

@@ -1,0 +1,392 @@
+"""Command line: parse, call the library, print. ``zeptogpt`` alone runs the main job.
+
+Every user error ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+USAGE_ERROR = 2
+COMMANDS = ("run", "train", "eval", "sort", "trace", "params")
+DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
+
+
+class UserError(Exception):
+    """Anything the user can fix; printed as one line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (``zeptogpt sort: error: ...``), not two."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63-1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _variant(text: str) -> str:
+    from zeptogpt.model import VARIANTS
+
+    if text not in VARIANTS:
+        known = ", ".join(VARIANTS)
+        raise argparse.ArgumentTypeError(f"unknown variant {text!r} (known: {known})")
+    return text
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", type=_variant, default="e6",
+                   help="named architecture: e6 (318, default), e6-nopos (276), "
+                        "e4-nopos (136), e8-mlp2 (648)")
+    p.add_argument("--embed", type=_positive_int, help="embedding size E (overrides the variant)")
+    p.add_argument("--heads", type=_positive_int, help="attention heads H (E must divide by H)")
+    p.add_argument("--mlp", type=_positive_int, help="MLP hidden width as a multiple of E")
+    p.add_argument("--pos", action=argparse.BooleanOptionalAction, default=None,
+                   help="learned positional embedding on/off (overrides the variant)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="checkpoint file (default: runs/<variant>/model.safetensors)")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--steps", type=_positive_int, default=2000,
+                   help="step limit: stop there if not solved before (default 2000)")
+    p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.03)")
+    p.add_argument("--objective", choices=("answer", "full"), default="answer",
+                   help="loss on the answer only (default) or on every next token (the seed's)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="sample this many sequences per step like the seed (default: all 27)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``zeptogpt`` argument parser with its subcommands."""
+    parser = Parser(prog="zeptogpt", description="The smallest GPT that learns Python's sorted(). "
+                    "With no command: train, evaluate, trace, save, then sort what you type.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job (what `zeptogpt` alone does)")
+    _add_model_options(run)
+    _add_train_options(run)
+
+    train = sub.add_parser("train", help="train a model and save its checkpoint")
+    _add_model_options(train)
+    _add_train_options(train)
+
+    ev = sub.add_parser("eval", help="sort all 27 inputs with the saved model, ✓/✗ each")
+    _add_model_options(ev)
+
+    sort = sub.add_parser("sort", help="sort inputs with the saved model: caa -> aac")
+    sort.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="letters to sort, e.g. caa; '-' reads one input per line from stdin")
+    sort.add_argument("--trace", action="store_true", help="print the trace of each input")
+    _add_model_options(sort)
+    sort.add_argument("--seed", type=_seed, default=0,
+                      help="seed used if a checkpoint has to be trained first (default 0)")
+
+    trace = sub.add_parser("trace", help="the step-by-step trace of one input")
+    trace.add_argument("input", metavar="INPUT", help="letters to sort, e.g. caa")
+    _add_model_options(trace)
+    trace.add_argument("--seed", type=_seed, default=0,
+                       help="seed used if a checkpoint has to be trained first (default 0)")
+
+    params = sub.add_parser("params", help="the parameter breakdown of an architecture")
+    _add_model_options(params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zeptogpt`` command. Usage: ``main(["sort", "caa"])``"""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        parser.error(f"unknown command {argv[0][:40]!r} (commands: {', '.join(COMMANDS)})")
+    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")  # `zeptogpt [options]` is the main job
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"zeptogpt {args.command}: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+def cmd_params(args: argparse.Namespace) -> int:
+    _, config = _model_config(args)
+    print(config.format_params())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    task, config = _model_config(args)
+    from zeptogpt.model import ZeptoGPT
+
+    print(ZeptoGPT(config))
+    path = _checkpoint_path(args, config)
+    checkpoint = _train(args, task, config, _recipe(args))
+    print(_evaluation(checkpoint).splitlines()[-1])
+    _save(path, checkpoint)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from zeptogpt.evaluate import format_trace
+    from zeptogpt.model import ZeptoGPT
+
+    task, config = _model_config(args)
+    print(ZeptoGPT(config))
+    print(f"Task: sort {task.describe()}; sequence [{', '.join(_layout(task))}]")
+    print(config.format_params())
+    path = _checkpoint_path(args, config)
+    checkpoint = _train(args, task, config, _recipe(args))
+    print(f"Evaluation on all {task.n_inputs} inputs (greedy, <sep> forbidden after <sep>):")
+    print(_evaluation(checkpoint))
+    for x in DEMO_INPUTS:
+        print(format_trace(checkpoint.model, task, x))
+    _save(path, checkpoint)
+    if sys.stdin is not None and sys.stdin.isatty():
+        _interactive(checkpoint)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    print(_evaluation(_load_or_train(args)))
+    return 0
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    from zeptogpt.evaluate import decode, format_trace
+
+    task, _ = _model_config(args)
+    words = [_parse(task, x) for x in _read_inputs(args.inputs)]  # all checked before any work
+    checkpoint = _load_or_train(args)
+    result = decode(checkpoint.model, checkpoint.task, words)
+    for word, out in zip(words, result.outputs):
+        if args.trace:
+            print(format_trace(checkpoint.model, checkpoint.task, word))
+        print(f"{word} -> {out}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from zeptogpt.evaluate import format_trace
+
+    task, _ = _model_config(args)
+    word = _parse(task, args.input)
+    checkpoint = _load_or_train(args)
+    print(format_trace(checkpoint.model, checkpoint.task, word))
+    return 0
+
+
+_COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
+                 params=cmd_params)
+
+
+# --- pieces the commands share ------------------------------------------------------------------
+
+def _model_config(args: argparse.Namespace):
+    """The task and the architecture the flags ask for."""
+    from zeptogpt.model import VARIANTS, ModelConfig
+    from zeptogpt.task import SortTask
+
+    task = SortTask()
+    spec = dict(VARIANTS[args.variant])
+    for flag, key in (("embed", "n_embd"), ("heads", "n_head"), ("mlp", "mlp_mult"),
+                      ("pos", "pos_embed")):
+        if getattr(args, flag) is not None:
+            spec[key] = getattr(args, flag)
+    try:
+        return task, ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len, **spec)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _checkpoint_path(args: argparse.Namespace, config) -> Path:
+    from zeptogpt.checkpoint import default_path
+
+    return args.checkpoint if args.checkpoint is not None else default_path(config)
+
+
+def _recipe(args: argparse.Namespace):
+    """The training recipe: the defaults, changed by whichever training flags were given."""
+    from zeptogpt.train import Recipe
+
+    flags = dict(max_steps=args.steps, objective=args.objective, lr=args.lr,
+                 batch_size=args.batch_size)
+    return Recipe(**{k: v for k, v in flags.items() if v is not None})
+
+
+def _train(args: argparse.Namespace, task, config, recipe):
+    """Train one seed with a live step/loss line; the checkpoint it makes is not saved yet."""
+    from dataclasses import asdict
+
+    from zeptogpt.checkpoint import Checkpoint
+    from zeptogpt.train import train
+
+    path = _checkpoint_path(args, config)
+    if path.exists() and not path.is_file():  # refuse before training, not after
+        raise UserError(f"cannot write the checkpoint: {path} is not a file")
+    data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
+            else f"all {task.n_inputs} sequences")
+    print(f"Training seed {args.seed}: {data} per step, Adam lr {recipe.lr:g}, "
+          f"loss on {'the answer only' if recipe.objective == 'answer' else 'every next token'}, "
+          f"up to {recipe.max_steps} steps")
+    progress = _Progress(task.n_inputs)
+    result = train(task, config, recipe, seeds=[args.seed], on_step=progress)
+    r = result.results[0]
+    progress.finish(r)
+    facts = dict(seed=r.seed, steps=r.steps, solved=r.solved, correct=r.correct,
+                 total=task.n_inputs, margin=round(r.margin, 6), loss=round(r.loss, 6),
+                 seconds=round(r.seconds, 3), recipe=asdict(recipe))
+    return Checkpoint(result.models[0], task, facts)
+
+
+def _save(path: Path, checkpoint) -> None:
+    from zeptogpt.checkpoint import save
+
+    try:
+        save(path, checkpoint)
+    except OSError as e:
+        raise UserError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
+    print(f"Saved {path}")
+
+
+def _load_or_train(args: argparse.Namespace):
+    """The saved checkpoint; with no --checkpoint and none saved yet, train one first, saying so."""
+    from contextlib import redirect_stdout
+
+    from zeptogpt.checkpoint import CheckpointError, load
+    from zeptogpt.train import Recipe
+
+    task, config = _model_config(args)
+    path = _checkpoint_path(args, config)
+    if args.checkpoint is None and not path.exists():
+        print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
+        with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
+            checkpoint = _train(args, task, config, Recipe())
+            _save(path, checkpoint)
+        return checkpoint
+    try:
+        checkpoint = load(path)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    if checkpoint.task != task:
+        raise UserError(f"{path} was trained for another task ({checkpoint.task.describe()})")
+    return checkpoint
+
+
+def _evaluation(checkpoint) -> str:
+    from zeptogpt.evaluate import evaluate
+
+    return str(evaluate(checkpoint.model, checkpoint.task))
+
+
+def _parse(task, text: str) -> str:
+    from zeptogpt.task import InputError
+
+    try:
+        return task.parse(text)
+    except InputError as e:
+        raise UserError(str(e)) from None
+
+
+def _read_inputs(inputs: list[str]) -> list[str]:
+    """The command-line inputs, with '-' replaced by the lines of stdin."""
+    if "-" not in inputs:
+        return inputs
+    try:
+        lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
+    except UnicodeDecodeError:
+        raise UserError("stdin is not valid UTF-8 text") from None
+    out = []
+    for x in inputs:
+        out.extend(lines if x == "-" else [x])
+    if not out:
+        raise UserError("no inputs on stdin")
+    return out
+
+
+def _layout(task) -> list[str]:
+    n = task.length
+    return [f"x{i + 1}" for i in range(n)] + ["<sep>"] + [f"y{i + 1}" for i in range(n)]
+
+
+def _interactive(checkpoint) -> None:
+    """Sort what the user types until an empty line or EOF; bad input just asks again."""
+    from zeptogpt.evaluate import format_trace
+    from zeptogpt.task import InputError
+
+    task = checkpoint.task
+    while True:
+        try:
+            text = input(f"type letters to sort ({task.describe()}; empty line ends): ")
+        except EOFError:
+            print()
+            return
+        if not text.strip():
+            return
+        try:
+            word = task.parse(text)
+        except InputError as e:
+            print(f"error: {e}")
+            continue
+        print(format_trace(checkpoint.model, task, word))
+
+
+class _Progress:
+    """The live training line: rewritten in place on a terminal, every 100 steps otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.tty = total, sys.stdout.isatty()
+        self.last = 0.0
+
+    def __call__(self, step: int, loss, correct, active: int) -> None:
+        now = time.perf_counter()
+        if self.tty and now - self.last > 0.05:
+            self.last = now
+            print(f"\r  step {step:5d}  loss {float(loss[0]):.4f}  sorted {int(correct[0])}/"
+                  f"{self.total}", end="", flush=True)
+        elif not self.tty and step % 100 == 0 and step:
+            print(f"  step {step:5d}  loss {float(loss[0]):.4f}  sorted {int(correct[0])}/"
+                  f"{self.total}", flush=True)
+
+    def finish(self, r) -> None:
+        verdict = "solved" if r.solved else "NOT solved (step limit reached)"
+        print(f"\r  step {r.steps:5d}  loss {r.loss:.4f}  sorted {r.correct}/{self.total}  "
+              f"min p {r.margin:.3f}  -> {verdict} in {r.seconds:.2f} s", flush=True)

@@ -1,0 +1,185 @@
+"""The network: a one-block, decoder-only transformer with a tied LM head.
+
+Shape letters: B batch, T tokens so far, V vocabulary, E embedding (d_model), H heads,
+D head dimension (E // H), M MLP hidden width. Weights are named like the math
+(TransformerLens style): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out; the unembedding is W_E.T.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. The defaults are the seed's 318-parameter sorter."""
+
+    vocab_size: int = 4  # <sep> plus the letters a, b, c
+    block_size: int = 7  # longest context: x1 x2 x3 <sep> y1 y2 y3
+    n_embd: int = 6  # E: width of the residual stream
+    n_head: int = 2  # H: attention heads, each of width E // H
+    mlp_mult: int = 1  # MLP hidden width as a multiple of E (the seed's "MLP x1")
+    pos_embed: bool = True  # learned positions; without them order comes only from the causal mask
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_embd", "n_head", "mlp_mult"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    @property
+    def d_head(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def d_mlp(self) -> int:
+        return self.mlp_mult * self.n_embd
+
+    def param_table(self) -> list[tuple[str, str, int]]:
+        """(part, formula, count) rows in the seed's table order; the tied LM head adds none."""
+        V, T, E, M = self.vocab_size, self.block_size, self.n_embd, self.d_mlp
+        return [
+            ("token_embed", f"{V} × {E}", V * E),
+            ("pos_embed", f"{T} × {E}" if self.pos_embed else "off", T * E * self.pos_embed),
+            ("attn(q,k,v,proj)", f"4 × ({E} × {E})", 4 * E * E),
+            ("mlp", f"{E} × {M} + {M} × {E}", 2 * E * M),
+            ("layer_norms (2 block + final)", f"3 × (2 × {E})", 3 * 2 * E),
+            ("lm_head", "weight-tied", 0),
+        ]
+
+    def param_breakdown(self) -> dict[str, int]:
+        """Trainable parameters by part: ``{"token_embed": 24, ...}``."""
+        return {part: count for part, _, count in self.param_table()}
+
+    def format_params(self) -> str:
+        """The seed's parameter table as printed text, ending ``Trainable parameters: 318``."""
+        head = (f"Parameter count (E={self.n_embd}, H={self.n_head}, MLP×{self.mlp_mult}, "
+                f"pos={'ON' if self.pos_embed else 'OFF'}):")
+        rows = [f"  {part}: {formula} = {count}" if count else f"  {part}: {formula} (0 extra)"
+                for part, formula, count in self.param_table()]
+        return "\n".join([head, *rows, f"Trainable parameters: {self.n_params}"])
+
+    @property
+    def n_params(self) -> int:
+        return sum(self.param_breakdown().values())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# The seed's variants table: name -> architecture (vocabulary and context come from the task).
+VARIANTS: dict[str, dict] = {
+    "e6": dict(n_embd=6, n_head=2, mlp_mult=1, pos_embed=True),  # 318, the default
+    "e6-nopos": dict(n_embd=6, n_head=2, mlp_mult=1, pos_embed=False),  # 276
+    "e4-nopos": dict(n_embd=4, n_head=2, mlp_mult=1, pos_embed=False),  # 136
+    "e8-mlp2": dict(n_embd=8, n_head=2, mlp_mult=2, pos_embed=True),  # 648
+}
+
+
+def variant_name(config: ModelConfig) -> str:
+    """The variant's name if the architecture is a named one, else a name built from its sizes."""
+    arch = dict(n_embd=config.n_embd, n_head=config.n_head, mlp_mult=config.mlp_mult,
+                pos_embed=config.pos_embed)
+    for name, spec in VARIANTS.items():
+        if spec == arch:
+            return name
+    pos = "pos" if config.pos_embed else "nopos"
+    return f"e{config.n_embd}-h{config.n_head}-mlp{config.mlp_mult}-{pos}"
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm whose weight and bias may carry a leading stack of models (see ZeptoGPT)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(n))  # [E]
+        self.b = nn.Parameter(torch.zeros(n))  # [E]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x, x.shape[-1:], eps=1e-5)  # [..., B, T, E]
+        return x * self.w[..., None, None, :] + self.b[..., None, None, :]  # [..., B, T, E]
+
+
+class ZeptoGPT(nn.Module):
+    """Decoder-only transformer: embed, one pre-LayerNorm block, final LayerNorm, tied unembed.
+
+    Every weight may carry a leading stack of K models: ``torch.func.functional_call`` with
+    stacked weights ``[K, ...]`` runs K independent models through this same code (the "..."
+    in the shape comments), which is how ``train`` trains many seeds at once.
+    """
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        V, T, E, H, D, M = (config.vocab_size, config.block_size, config.n_embd, config.n_head,
+                            config.d_head, config.d_mlp)
+        self.W_E = nn.Parameter(torch.empty(V, E))  # [V, E], also the LM head (tied)
+        self.W_pos = nn.Parameter(torch.empty(T, E)) if config.pos_embed else None  # [T, E]
+        self.ln1 = LayerNorm(E)
+        self.W_Q = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
+        self.W_K = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
+        self.W_V = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
+        self.W_O = nn.Parameter(torch.empty(H, D, E))  # [H, D, E]
+        self.ln2 = LayerNorm(E)
+        self.W_in = nn.Parameter(torch.empty(E, M))  # [E, M]
+        self.W_out = nn.Parameter(torch.empty(M, E))  # [M, E]
+        self.ln_f = LayerNorm(E)
+        # True where a query may not look (a later key); a buffer so it moves with the module
+        self.register_buffer("future", torch.ones(T, T, dtype=torch.bool).triu(1), persistent=False)
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Initialise every weight from ``generator``, so a seed fixes the whole model."""
+        for name, p in self.named_parameters():
+            if name.startswith("ln"):
+                nn.init.constant_(p, 1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm
+                continue
+            # unit-variance embeddings (as nn.Embedding); matrices scaled by their fan-in
+            fan_in = 1 if name in ("W_E", "W_pos") else p.shape[-2]
+            nn.init.normal_(p, std=1 / math.sqrt(fan_in), generator=generator)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits for every position. Usage: ``logits = model(idx)  # [B, T, V]``"""
+        return self.run_with_cache(idx)[0]
+
+    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits plus every intermediate activation by name, for traces and the logit lens."""
+        T = idx.shape[-1]
+        x = self.W_E[..., idx, :]  # [..., B, T, E]
+        if self.W_pos is not None:
+            x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
+        embed = x
+        h = self.ln1(x)[..., None, :, :]  # [..., B, 1, T, E]
+        q = h @ self.W_Q[..., None, :, :, :]  # [..., B, H, T, D]
+        k = h @ self.W_K[..., None, :, :, :]  # [..., B, H, T, D]
+        v = h @ self.W_V[..., None, :, :, :]  # [..., B, H, T, D]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.config.d_head)  # [..., B, H, T, T]
+        scores = scores.masked_fill(self.future[:T, :T], float("-inf"))  # [..., B, H, T, T]
+        pattern = scores.softmax(dim=-1)  # [..., B, H, T, T]
+        z = pattern @ v  # [..., B, H, T, D]
+        attn_out = (z @ self.W_O[..., None, :, :, :]).sum(-3)  # [..., B, T, E]
+        x = x + attn_out  # [..., B, T, E]
+        resid_mid = x
+        hidden = F.relu(self.ln2(x) @ self.W_in[..., None, :, :])  # [..., B, T, M]
+        x = x + hidden @ self.W_out[..., None, :, :]  # [..., B, T, E]
+        resid_post = x
+        logits = self.unembed(x)  # [..., B, T, V]
+        cache = dict(embed=embed, pattern=pattern, attn_out=attn_out, resid_mid=resid_mid,
+                     mlp_hidden=hidden, resid_post=resid_post)
+        return logits, cache
+
+    def unembed(self, resid: torch.Tensor) -> torch.Tensor:
+        """Logits read off any point of the residual stream through ln_f and W_E (logit lens)."""
+        return self.ln_f(resid) @ self.W_E.transpose(-1, -2)[..., None, :, :]  # [..., B, T, V]
+
+    def __repr__(self) -> str:
+        c = self.config
+        pos = "learned positions" if c.pos_embed else "no positions"
+        return (f"ZeptoGPT({variant_name(c)}: E={c.n_embd}, H={c.n_head}x{c.d_head}, "
+                f"MLP={c.d_mlp}, {pos}, {c.n_params} parameters)")

@@ -1,0 +1,203 @@
+"""Training: K seeds of one architecture as one batched computation; one seed is K = 1.
+
+Every seed starts from the weights ``ZeptoGPT(config, generator seeded with seed)`` gives, keeps
+its own Adam state (Adam is elementwise, so stacking weights changes nothing), and leaves the
+batch as soon as it is solved or hits the step limit, so no more work is spent on it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state
+
+from zeptogpt.evaluate import letter_probs
+from zeptogpt.model import ModelConfig, ZeptoGPT
+from zeptogpt.task import IGNORE, OBJECTIVES, SortTask
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train. One recipe serves every variant: the variants table compares architectures."""
+
+    max_steps: int = 2000  # step limit: a seed not solved by then counts as a failure
+    lr: float = 0.03  # Adam step size; full-batch gradients are exact, so it can be large
+    warmup: int = 0  # steps of linear learning-rate warm-up
+    objective: str = "answer"  # "answer": loss on the output only; "full": every next token (seed)
+    batch_size: int = 0  # 0: all sequences every step (exact gradient); N: sample N like the seed
+    margin: float = 0.9  # solved = all correct greedily and every answer token has p >= margin
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ValueError(f"step limit must be a positive integer, got {self.max_steps}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
+        if not (self.lr > 0 and self.warmup >= 0 and self.batch_size >= 0 and 0 < self.margin < 1):
+            raise ValueError("lr, margin must be positive (margin < 1); warmup, batch_size >= 0")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for update number ``step`` (0-based)."""
+        return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
+
+
+@dataclass
+class SeedResult:
+    """What one seed's training did. ``log`` holds (step, loss, correct) for every step."""
+
+    seed: int
+    solved: bool  # all inputs sorted greedily with every answer token at p >= margin
+    steps: int  # optimizer updates made before the verdict
+    loss: float  # training loss at the verdict
+    correct: int  # inputs sorted correctly (greedy) at the verdict
+    margin: float  # lowest probability of a correct answer token at the verdict
+    seconds: float  # wall time from the start of the batch to this seed's verdict
+    log: list[tuple[int, float, int]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class TrainResult:
+    """Trained models and their results, in the order of the seeds asked for."""
+
+    models: list[ZeptoGPT]
+    results: list[SeedResult]
+    model_steps: int  # sum over steps of the seeds still in the batch: the work actually done
+
+
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]
+
+
+def train(
+    task: SortTask,
+    config: ModelConfig,
+    recipe: Recipe = Recipe(),
+    seeds: Sequence[int] = (0,),
+    on_step: StepCallback | None = None,
+) -> TrainResult:
+    """Train one model per seed, all at once, each until solved or out of steps.
+
+    ``on_step(step, loss[K], correct[K], K)`` is called once per step with the seeds still active.
+    Usage: ``model = train(SortTask(), ModelConfig(), seeds=[0]).models[0]``
+    """
+    if not seeds:
+        raise ValueError("at least one seed is needed")
+    start = time.perf_counter()
+    models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in seeds]
+    params, _ = stack_module_state(models)  # name -> [K, ...] leaf tensors
+    template = models[0]  # the one definition of the network; weights come from `params`
+    optimizer = Adam(params)
+    inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
+    answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
+    sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
+
+    active = list(range(len(seeds)))  # positions in `seeds` of the models still training
+    results: list[SeedResult | None] = [None] * len(seeds)
+    logs: list[list] = [[] for _ in seeds]
+    model_steps = 0
+    for step in range(recipe.max_steps + 1):
+        logits = functional_call(template, optimizer.params, (inputs,))  # [K, N, T-1, V]
+        loss = _per_model_loss(logits, targets)  # [K]
+        with torch.no_grad():
+            # Teacher-forced answers equal greedy decoding's whenever every earlier answer token
+            # is right, so an input counts as correct here exactly when greedy decoding sorts it.
+            probs = letter_probs(logits[:, :, task.answer], task.sep_id)  # [K, N, L, V]
+            hit = probs.argmax(-1) == answer  # [K, N, L]
+            correct = hit.all(-1).sum(-1)  # [K]
+            p_answer = probs.gather(-1, answer.expand(hit.shape)[..., None])[..., 0]  # [K, N, L]
+            margin = p_answer.amin((-1, -2))  # [K]
+            solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
+            done = solved | (step == recipe.max_steps)  # [K]
+        if on_step is not None:
+            on_step(step, loss.detach(), correct, len(active))
+        elapsed = time.perf_counter() - start
+        losses, corrects = loss.tolist(), correct.tolist()
+        for i, k in enumerate(active):
+            logs[k].append((step, losses[i], corrects[i]))
+        for i in done.nonzero()[:, 0].tolist():
+            k = active[i]
+            results[k] = SeedResult(seeds[k], bool(solved[i]), step, losses[i], corrects[i],
+                                    float(margin[i]), elapsed, logs[k])
+            with torch.no_grad():
+                for name, p in models[k].named_parameters():
+                    p.copy_(optimizer.params[name][i])
+        if bool(done.all()):
+            break
+        if sampler is not None:
+            batch = torch.randint(len(inputs), (recipe.batch_size,), generator=sampler)
+            logits = functional_call(template, optimizer.params, (inputs[batch],))  # [K, B, T-1, V]
+            loss = _per_model_loss(logits, targets[batch])  # [K]
+        loss.sum().backward()  # seeds share no weights, so each gets its own gradient
+        if bool(done.any()):
+            keep = (~done).nonzero()[:, 0]  # [K']
+            optimizer.keep(keep)
+            active = [active[i] for i in keep.tolist()]
+        model_steps += len(active)
+        optimizer.step(recipe.lr_at(step))
+    for m in models:
+        m.requires_grad_(False)
+    return TrainResult(models, [r for r in results if r is not None], model_steps)
+
+
+def _per_model_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of each model over the unmasked targets: [K, ...] -> [K]."""
+    K, V = logits.shape[0], logits.shape[-1]
+    nll = F.cross_entropy(logits.reshape(-1, V), targets.expand(logits.shape[:-1]).reshape(-1),
+                          ignore_index=IGNORE, reduction="none")  # [K * N * (T-1)]
+    return nll.view(K, -1).sum(-1) / (targets != IGNORE).sum()  # [K]
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) over stacked weights, each seed's slice its own optimizer.
+
+    Written out because torch.optim's first use imports torch._dynamo (about 1.3 s, several
+    times a whole training run here), and because shrinking its state when seeds leave is awkward.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], betas=(0.9, 0.999), eps=1e-8) -> None:
+        self.params, self.betas, self.eps, self.t = params, betas, eps, 0  # name -> [K, ...]
+        self.m = [torch.zeros_like(p) for p in params.values()]  # first moments
+        self.v = [torch.zeros_like(p) for p in params.values()]  # second moments
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        """One update from the gradients in ``p.grad``, which it then clears."""
+        b1, b2 = self.betas
+        self.t += 1
+        params = list(self.params.values())
+        grads = [p.grad for p in params]
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, self.m, denom, value=-lr / (1 - b1**self.t))
+        for p in params:
+            p.grad = None
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Drop every seed not in ``keep`` (indices along K) from weights, gradients and moments."""
+        kept = {}
+        for name, p in self.params.items():
+            kept[name] = p.detach()[keep].requires_grad_(True)
+            kept[name].grad = p.grad[keep]
+        self.params = kept
+        self.m = [m[keep] for m in self.m]
+        self.v = [v[keep] for v in self.v]
+
+
+def solve_rate_steps(results: Sequence[SeedResult]) -> list[int]:
+    """Steps to solve of the solved seeds, sorted (for medians and percentiles)."""
+    return sorted(r.steps for r in results if r.solved)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of sorted ``values``; nan when empty."""
+    if not values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(values)))
+    return float(values[rank - 1])

@@ -1,0 +1,81 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state
+
+from zeptogpt import VARIANTS, ModelConfig, ZeptoGPT
+from zeptogpt.model import variant_name
+
+EXPECTED = {"e6": 318, "e6-nopos": 276, "e4-nopos": 136, "e8-mlp2": 648}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_parameter_counts_match_the_seed_and_the_module(name):
+    config = ModelConfig(**VARIANTS[name])
+    model = ZeptoGPT(config)
+    counted = sum(p.numel() for p in model.parameters())
+    assert config.n_params == sum(config.param_breakdown().values()) == counted == EXPECTED[name]
+    assert variant_name(config) == name
+
+
+def test_breakdown_is_the_seed_table():
+    assert ModelConfig().param_breakdown() == {
+        "token_embed": 24, "pos_embed": 42, "attn(q,k,v,proj)": 144, "mlp": 72,
+        "layer_norms (2 block + final)": 36, "lm_head": 0,
+    }
+    assert ModelConfig().format_params().endswith("Trainable parameters: 318")
+
+
+def test_lm_head_is_the_token_embedding():
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    assert [n for n, p in model.named_parameters() if p.shape == (4, 6)] == ["W_E"]
+    # An input made only of <sep> and 'a' still trains the rows of 'b' and 'c': only a tied
+    # unembedding can carry gradient to them.
+    idx = torch.tensor([[1, 1, 1, 0]])
+    F.cross_entropy(model(idx)[0], torch.tensor([1, 1, 0, 1])).backward()
+    assert model.W_E.grad[2:].abs().sum() > 0
+    logits, cache = model.run_with_cache(idx)
+    torch.testing.assert_close(logits, model.unembed(cache["resid_post"]))
+
+
+def test_causality_later_tokens_never_change_earlier_logits():
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(1))
+    base = torch.tensor([[3, 1, 2, 0, 1, 2, 3]])
+    for j in range(1, 7):
+        for token in range(4):
+            changed = base.clone()
+            changed[0, j] = token
+            torch.testing.assert_close(model(changed)[:, :j], model(base)[:, :j], rtol=0, atol=1e-6)
+
+
+def test_positions_matter_only_through_the_mask_without_pos_embed():
+    """Without positions the model is permutation-blind except for causal order: the first
+    position's output depends only on its own token."""
+    model = ZeptoGPT(ModelConfig(pos_embed=False), torch.Generator().manual_seed(2))
+    a = model(torch.tensor([[1, 2, 3]]))[0, 0]
+    b = model(torch.tensor([[1]]))[0, 0]
+    torch.testing.assert_close(a, b)
+
+
+def test_stacked_weights_run_each_model_through_the_same_code():
+    config = ModelConfig()
+    models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in range(3)]
+    params, _ = stack_module_state(models)
+    idx = torch.tensor([[3, 1, 1, 0, 1, 1], [2, 1, 3, 0, 1, 2]])
+    stacked = functional_call(models[0], params, (idx,))  # [3, B, T, V]
+    for k, m in enumerate(models):
+        torch.testing.assert_close(stacked[k], m(idx))
+
+
+def test_same_generator_seed_same_weights():
+    a = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))
+    b = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))
+    c = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(8))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.W_Q, c.W_Q)
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_embd=6, n_head=4), dict(n_embd=0), dict(mlp_mult=0)])
+def test_bad_configs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        ModelConfig(**kwargs)

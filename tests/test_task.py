@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from zeptogpt.task import IGNORE, SEP, InputError, SortTask
+
+
+def test_vocabulary_and_layout(task):
+    assert task.vocab == (SEP, "a", "b", "c")
+    assert task.seq_len == 7
+    assert task.sequence("caa") == ["c", "a", "a", SEP, "a", "a", "c"]
+
+
+def test_all_inputs_are_every_triple_once(task):
+    inputs = task.all_inputs()
+    assert len(inputs) == len(set(inputs)) == task.n_inputs == 27
+    assert all(len(x) == 3 and set(x) <= set("abc") for x in inputs)
+
+
+def test_encode_decode_round_trip(task):
+    for x in task.all_inputs():
+        tokens = task.sequence(x)
+        assert task.decode(task.encode(tokens)) == tokens
+        assert task.decode(torch.tensor(task.encode(tokens))) == tokens
+
+
+def test_other_alphabets_and_lengths():
+    task = SortTask(alphabet="dcba", length=4)
+    assert task.vocab == (SEP, "a", "b", "c", "d")
+    assert task.n_inputs == len(task.all_inputs()) == 256
+    assert task.sequence("dbca")[-4:] == sorted("dbca")
+
+
+@pytest.mark.parametrize("objective", ["answer", "full"])
+def test_dataset_targets_are_next_tokens(task, objective):
+    inputs, targets = task.dataset(objective)
+    assert inputs.shape == targets.shape == (27, 6)
+    for x, inp, tgt in zip(task.all_inputs(), inputs, targets):
+        seq = task.encode(task.sequence(x))
+        assert inp.tolist() == seq[:-1]
+        kept = [t for t in tgt.tolist() if t != IGNORE]
+        # the answer objective keeps exactly the sorted letters; the full one every next token
+        assert kept == (seq[4:] if objective == "answer" else seq[1:])
+        assert kept[-3:] == task.encode(sorted(x))
+
+
+def test_parse_accepts_any_case(task):
+    assert task.parse("CaA") == "caa"
+    assert task.parse(" bac\n") == "bac"
+
+
+@pytest.mark.parametrize("text", ["ab", "abcd", "abd", "a1c", "a c", "", "   ", "çaa", "a" * 10**6])
+def test_parse_rejects_with_one_line_naming_the_alphabet(task, text):
+    with pytest.raises(InputError) as e:
+        task.parse(text)
+    message = str(e.value)
+    assert "\n" not in message and len(message) < 200
+    assert "3 letters from {a, b, c}" in message
+
+
+def test_bad_task_definitions():
+    for kwargs in (dict(alphabet="aab"), dict(alphabet="A1"), dict(alphabet="a"), dict(length=0)):
+        with pytest.raises(ValueError):
+            SortTask(**kwargs)

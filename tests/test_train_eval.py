@@ -1,0 +1,64 @@
+import torch
+
+from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
+
+
+def test_trained_default_sorts_every_triple_like_sorted(task, trained):
+    result = decode(trained, task, task.all_inputs())
+    assert result.outputs == ["".join(sorted(x)) for x in task.all_inputs()]
+    ev = evaluate(trained, task)
+    assert (ev.correct, ev.total) == (27, 27)
+    assert str(ev).splitlines()[-1] == "Model accuracy on 27 triples: 27/27"
+
+
+def test_solved_means_confident(task, trained):
+    probs = decode(trained, task, task.all_inputs()).probs  # [N, L, V]
+    assert probs.max(-1).values.min() >= 0.9
+
+
+def test_sep_is_never_emitted_after_the_separator(task):
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.W_E[task.sep_id] *= 50  # an untrained model that would rather say <sep>
+    raw = model(torch.tensor([task.encode("caa") + [task.sep_id]]))[0, -1]
+    assert int(raw.argmax()) == task.sep_id
+    result = decode(model, task, task.all_inputs())
+    assert (result.ids[:, task.length + 1:] != task.sep_id).all()
+    assert (result.probs[..., task.sep_id] == 0).all()
+
+
+def test_same_seed_gives_bit_identical_weights(task):
+    a = train(task, ModelConfig(), Recipe(max_steps=30), seeds=[3]).models[0]
+    b = train(task, ModelConfig(), Recipe(max_steps=30), seeds=[3]).models[0]
+    c = train(task, ModelConfig(), Recipe(max_steps=30), seeds=[4]).models[0]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.W_Q, c.W_Q)
+
+
+def test_training_stops_when_solved_or_at_the_limit(task):
+    limited = train(task, ModelConfig(), Recipe(max_steps=5)).results[0]
+    assert (limited.solved, limited.steps) == (False, 5)
+    assert len(limited.log) == 6  # steps 0..5, each logged
+    solved = train(task, ModelConfig()).results[0]
+    assert solved.solved and solved.steps < 2000
+    assert [s for s, _, _ in solved.log] == list(range(solved.steps + 1))
+    assert solved.log[-1][2] == 27 and solved.margin >= 0.9
+
+
+def test_the_seed_objective_and_sampling_still_train(task):
+    for recipe in (Recipe(objective="full"), Recipe(batch_size=128)):
+        r = train(task, ModelConfig(), recipe).results[0]
+        assert r.solved, recipe
+
+
+def test_trace_has_the_seed_format(task, trained):
+    lines = format_trace(trained, task, "caa").splitlines()
+    assert lines[0] == "start [c, a, a, <sep>]  (heads=2, head_dim=3)"
+    assert lines[1].startswith("  step1: p(a)=") and lines[1].endswith("-> 'a'")
+    assert lines[2].startswith("    head0: [c:") and lines[3].startswith("    head1: [c:")
+    assert lines[-1] == "  full [c, a, a, <sep>, a, a, c] -> outputs [a, a, c]"
+    # every attention row is a distribution over the tokens so far
+    for line in lines:
+        if line.strip().startswith("head"):
+            weights = [float(item.split(":")[1]) for item in line.split("[")[1][:-1].split(", ")]
+            assert abs(sum(weights) - 1) < 0.03
