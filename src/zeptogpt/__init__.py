@@ -10,10 +10,10 @@ Usage::
 """
 
 from zeptogpt.checkpoint import Checkpoint, CheckpointError, load, save
-from zeptogpt.evaluate import Decoding, Evaluation, decode, evaluate, format_trace
+from zeptogpt.evaluation import Decoding, Evaluation, decode, evaluate, format_trace
 from zeptogpt.model import VARIANTS, ModelConfig, ZeptoGPT, variant_name
 from zeptogpt.task import InputError, SortTask
-from zeptogpt.train import Recipe, SeedResult, TrainResult, train
+from zeptogpt.training import Recipe, SeedResult, TrainResult, train
 
 __all__ = [
     "Checkpoint", "CheckpointError", "Decoding", "Evaluation", "InputError", "ModelConfig",

@@ -67,26 +67,30 @@ def _variant(text: str) -> str:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", type=_variant, default="e6",
+    p.add_argument("--variant", type=_variant, default="e6", metavar="NAME",
                    help="named architecture: e6 (318, default), e6-nopos (276), "
                         "e4-nopos (136), e8-mlp2 (648)")
-    p.add_argument("--embed", type=_positive_int, help="embedding size E (overrides the variant)")
-    p.add_argument("--heads", type=_positive_int, help="attention heads H (E must divide by H)")
-    p.add_argument("--mlp", type=_positive_int, help="MLP hidden width as a multiple of E")
+    p.add_argument("--embed", type=_positive_int, metavar="E",
+                   help="embedding size E (overrides the variant)")
+    p.add_argument("--heads", type=_positive_int, metavar="H",
+                   help="attention heads H (E must divide by H)")
+    p.add_argument("--mlp", type=_positive_int, metavar="M",
+                   help="MLP hidden width as a multiple of E")
     p.add_argument("--pos", action=argparse.BooleanOptionalAction, default=None,
                    help="learned positional embedding on/off (overrides the variant)")
-    p.add_argument("--checkpoint", type=Path,
+    p.add_argument("--checkpoint", type=Path, metavar="PATH",
                    help="checkpoint file (default: runs/<variant>/model.safetensors)")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights (default 0)")
-    p.add_argument("--steps", type=_positive_int, default=2000,
+    p.add_argument("--seed", type=_seed, default=0, metavar="N",
+                   help="seed of the initial weights (default 0)")
+    p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
                    help="step limit: stop there if not solved before (default 2000)")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.03)")
     p.add_argument("--objective", choices=("answer", "full"), default="answer",
                    help="loss on the answer only (default) or on every next token (the seed's)")
-    p.add_argument("--batch-size", type=_positive_int,
+    p.add_argument("--batch-size", type=_positive_int, metavar="N",
                    help="sample this many sequences per step like the seed (default: all 27)")
 
 
@@ -112,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="letters to sort, e.g. caa; '-' reads one input per line from stdin")
     sort.add_argument("--trace", action="store_true", help="print the trace of each input")
     _add_model_options(sort)
-    sort.add_argument("--seed", type=_seed, default=0,
+    sort.add_argument("--seed", type=_seed, default=0, metavar="N",
                       help="seed used if a checkpoint has to be trained first (default 0)")
 
     trace = sub.add_parser("trace", help="the step-by-step trace of one input")
     trace.add_argument("input", metavar="INPUT", help="letters to sort, e.g. caa")
     _add_model_options(trace)
-    trace.add_argument("--seed", type=_seed, default=0,
+    trace.add_argument("--seed", type=_seed, default=0, metavar="N",
                        help="seed used if a checkpoint has to be trained first (default 0)")
 
     params = sub.add_parser("params", help="the parameter breakdown of an architecture")
@@ -135,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")  # `zeptogpt [options]` is the main job
     args = parser.parse_args(argv)
+    import torch
+
+    # One model's tensors are far too small to split across threads; a second thread only
+    # adds waiting (a single-seed run was 4x slower with two threads on a busy machine).
+    torch.set_num_threads(1)
     try:
         return _COMMANDS[args.command](args)
     except UserError as e:
@@ -166,7 +175,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from zeptogpt.evaluate import format_trace
+    from zeptogpt.evaluation import format_trace
     from zeptogpt.model import ZeptoGPT
 
     task, config = _model_config(args)
@@ -191,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
-    from zeptogpt.evaluate import decode, format_trace
+    from zeptogpt.evaluation import decode, format_trace
 
     task, _ = _model_config(args)
     words = [_parse(task, x) for x in _read_inputs(args.inputs)]  # all checked before any work
@@ -205,7 +214,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from zeptogpt.evaluate import format_trace
+    from zeptogpt.evaluation import format_trace
 
     task, _ = _model_config(args)
     word = _parse(task, args.input)
@@ -245,7 +254,7 @@ def _checkpoint_path(args: argparse.Namespace, config) -> Path:
 
 def _recipe(args: argparse.Namespace):
     """The training recipe: the defaults, changed by whichever training flags were given."""
-    from zeptogpt.train import Recipe
+    from zeptogpt.training import Recipe
 
     flags = dict(max_steps=args.steps, objective=args.objective, lr=args.lr,
                  batch_size=args.batch_size)
@@ -257,7 +266,7 @@ def _train(args: argparse.Namespace, task, config, recipe):
     from dataclasses import asdict
 
     from zeptogpt.checkpoint import Checkpoint
-    from zeptogpt.train import train
+    from zeptogpt.training import train
 
     path = _checkpoint_path(args, config)
     if path.exists() and not path.is_file():  # refuse before training, not after
@@ -292,7 +301,7 @@ def _load_or_train(args: argparse.Namespace):
     from contextlib import redirect_stdout
 
     from zeptogpt.checkpoint import CheckpointError, load
-    from zeptogpt.train import Recipe
+    from zeptogpt.training import Recipe
 
     task, config = _model_config(args)
     path = _checkpoint_path(args, config)
@@ -312,7 +321,7 @@ def _load_or_train(args: argparse.Namespace):
 
 
 def _evaluation(checkpoint) -> str:
-    from zeptogpt.evaluate import evaluate
+    from zeptogpt.evaluation import evaluate
 
     return str(evaluate(checkpoint.model, checkpoint.task))
 
@@ -349,7 +358,7 @@ def _layout(task) -> list[str]:
 
 def _interactive(checkpoint) -> None:
     """Sort what the user types until an empty line or EOF; bad input just asks again."""
-    from zeptogpt.evaluate import format_trace
+    from zeptogpt.evaluation import format_trace
     from zeptogpt.task import InputError
 
     task = checkpoint.task

@@ -155,19 +155,20 @@ class ZeptoGPT(nn.Module):
         if self.W_pos is not None:
             x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
         embed = x
-        h = self.ln1(x)[..., None, :, :]  # [..., B, 1, T, E]
-        q = h @ self.W_Q[..., None, :, :, :]  # [..., B, H, T, D]
-        k = h @ self.W_K[..., None, :, :, :]  # [..., B, H, T, D]
-        v = h @ self.W_V[..., None, :, :, :]  # [..., B, H, T, D]
+        h = self.ln1(x)  # [..., B, T, E]
+        q = torch.einsum("...bte,...hed->...bhtd", h, self.W_Q)  # [..., B, H, T, D]
+        k = torch.einsum("...bte,...hed->...bhtd", h, self.W_K)  # [..., B, H, T, D]
+        v = torch.einsum("...bte,...hed->...bhtd", h, self.W_V)  # [..., B, H, T, D]
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.config.d_head)  # [..., B, H, T, T]
         scores = scores.masked_fill(self.future[:T, :T], float("-inf"))  # [..., B, H, T, T]
         pattern = scores.softmax(dim=-1)  # [..., B, H, T, T]
         z = pattern @ v  # [..., B, H, T, D]
-        attn_out = (z @ self.W_O[..., None, :, :, :]).sum(-3)  # [..., B, T, E]
+        attn_out = torch.einsum("...bhtd,...hde->...bte", z, self.W_O)  # [..., B, T, E]
         x = x + attn_out  # [..., B, T, E]
         resid_mid = x
-        hidden = F.relu(self.ln2(x) @ self.W_in[..., None, :, :])  # [..., B, T, M]
-        x = x + hidden @ self.W_out[..., None, :, :]  # [..., B, T, E]
+        h = self.ln2(x)  # [..., B, T, E]
+        hidden = F.relu(torch.einsum("...bte,...em->...btm", h, self.W_in))  # [..., B, T, M]
+        x = x + torch.einsum("...btm,...me->...bte", hidden, self.W_out)  # [..., B, T, E]
         resid_post = x
         logits = self.unembed(x)  # [..., B, T, V]
         cache = dict(embed=embed, pattern=pattern, attn_out=attn_out, resid_mid=resid_mid,
@@ -176,7 +177,7 @@ class ZeptoGPT(nn.Module):
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Logits read off any point of the residual stream through ln_f and W_E (logit lens)."""
-        return self.ln_f(resid) @ self.W_E.transpose(-1, -2)[..., None, :, :]  # [..., B, T, V]
+        return torch.einsum("...bte,...ve->...btv", self.ln_f(resid), self.W_E)  # [..., B, T, V]
 
     def __repr__(self) -> str:
         c = self.config

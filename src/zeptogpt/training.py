@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
-from zeptogpt.evaluate import letter_probs
+from zeptogpt.evaluation import letter_probs
 from zeptogpt.model import ModelConfig, ZeptoGPT
 from zeptogpt.task import IGNORE, OBJECTIVES, SortTask
 
