@@ -56,7 +56,14 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         "task": json.dumps(asdict(checkpoint.task)),
         "facts": json.dumps(checkpoint.facts),
     }
-    data = to_bytes(tensors, metadata=metadata)
+    write_atomic(path, to_bytes(tensors, metadata=metadata))
+    return path
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename it over ``path``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,7 +75,6 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def load(path: str | Path) -> Checkpoint:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 USAGE_ERROR = 2
-COMMANDS = ("run", "train", "eval", "sort", "trace", "params")
+COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep")
 DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
 
 
@@ -127,6 +127,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     params = sub.add_parser("params", help="the parameter breakdown of an architecture")
     _add_model_options(params)
+
+    sweep = sub.add_parser("sweep", help="train many seeds at once and measure reliability")
+    which = sweep.add_mutually_exclusive_group()
+    which.add_argument("--variant", type=_variant, default="e6", metavar="NAME",
+                       help="the variant to sweep (default e6)")
+    which.add_argument("--all-variants", action="store_true",
+                       help="sweep the four named variants and print the seed's variants table")
+    sweep.add_argument("--seeds", type=_positive_int, default=256, metavar="N",
+                       help="seeds per variant (default 256)")
+    sweep.add_argument("--first-seed", type=_seed, default=0, metavar="N",
+                       help="seeds are N, N+1, ... (default 0)")
+    sweep.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+                       help="step limit per seed (default 2000)")
+    sweep.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: recipe's)")
+    sweep.add_argument("--json", type=Path, metavar="FILE",
+                       help="save the results as JSON (default runs/sweep/<name>.json)")
+    sweep.add_argument("--csv", type=Path, metavar="FILE",
+                       help="save the summaries as CSV (default runs/sweep/<name>.csv)")
+    sweep.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="torch threads (default: all cores)")
     return parser
 
 
@@ -223,8 +243,57 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from zeptogpt.checkpoint import RUNS_DIR, write_atomic
+    from zeptogpt.model import VARIANTS
+    from zeptogpt.sweep import (
+        check_writable,
+        format_summary,
+        run_sweep,
+        to_csv,
+        to_json,
+        variant_config,
+        variants_table,
+    )
+    from zeptogpt.task import SortTask
+
+    names = list(VARIANTS) if args.all_variants else [args.variant]
+    stem = "variants" if args.all_variants else args.variant
+    stem += f"-{args.seeds}seeds" + (f"-from{args.first_seed}" if args.first_seed else "")
+    json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
+    csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
+    for path in (json_path, csv_path):  # refuse now, not after minutes of training
+        try:
+            check_writable(path)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e}") from None
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    task = SortTask()
+    recipe = _recipe(argparse.Namespace(steps=args.steps, objective=None, lr=args.lr,
+                                        batch_size=None))
+    sweeps = []
+    for name in names:
+        with _SweepProgress(name, args.seeds) as progress:
+            sweeps.append(run_sweep(task, variant_config(task, name), args.seeds, recipe,
+                                    args.first_seed, on_step=progress))
+        print(format_summary(sweeps[-1].summary), flush=True)
+    if args.all_variants:
+        print(variants_table([s.summary for s in sweeps]))
+    for path, text in ((json_path, to_json(sweeps)), (csv_path, to_csv(sweeps))):
+        try:
+            write_atomic(path, text.encode())
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        print(f"Saved {path}")
+    return 0
+
+
 _COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
-                 params=cmd_params)
+                 params=cmd_params, sweep=cmd_sweep)
 
 
 # --- pieces the commands share ------------------------------------------------------------------
@@ -399,3 +468,27 @@ class _Progress:
         verdict = "solved" if r.solved else "NOT solved (step limit reached)"
         print(f"\r  step {r.steps:5d}  loss {r.loss:.4f}  sorted {r.correct}/{self.total}  "
               f"min p {r.margin:.3f}  -> {verdict} in {r.seconds:.2f} s", flush=True)
+
+
+class _SweepProgress:
+    """A tqdm bar over seeds: how many are solved, failed and still training."""
+
+    def __init__(self, name: str, seeds: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=seeds, desc=name, unit="seed", file=sys.stderr, leave=False,
+                        disable=None)  # None: only on a terminal
+        self.seeds, self.finished = seeds, 0
+
+    def __call__(self, step: int, loss, correct, active: int) -> None:
+        done = self.seeds - active  # seeds that left before this step
+        if done != self.finished:
+            self.bar.update(done - self.finished)
+            self.finished = done
+        self.bar.set_postfix_str(f"step {step}, training {active}", refresh=False)
+
+    def __enter__(self) -> _SweepProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

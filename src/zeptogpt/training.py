@@ -33,8 +33,8 @@ class Recipe:
     margin: float = 0.9  # solved = all correct greedily and every answer token has p >= margin
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1:
-            raise ValueError(f"step limit must be a positive integer, got {self.max_steps}")
+        if self.max_steps < 0:  # 0 is allowed here: no update, the initial weights' verdict
+            raise ValueError(f"step limit must not be negative, got {self.max_steps}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
         if not (self.lr > 0 and self.warmup >= 0 and self.batch_size >= 0 and 0 < self.margin < 1):

@@ -1,0 +1,155 @@
+"""Sweeps: train many seeds of a variant at once and turn "usually works" into numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from zeptogpt.model import VARIANTS, ModelConfig
+from zeptogpt.task import SortTask
+from zeptogpt.training import Recipe, percentile, train
+
+SEED_NOTES = {  # the seed's variants table, word for word
+    "e6": "Default. Robust 27/27.",
+    "e6-nopos": "Usually 27/27; may need more steps.",
+    "e4-nopos": "Finicky; can fail on duplicates.",
+    "e8-mlp2": "Very reliable, converges fast.",
+}
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """One variant's measured reliability: what the seed's variants table only put in words."""
+
+    variant: str  # architecture name, e.g. "e6"
+    params: int  # trainable parameters
+    seeds: int  # seeds tried (first_seed .. first_seed + seeds - 1)
+    first_seed: int  # the first of them
+    solved: int  # seeds that reached 27/27 greedy with every answer token at p >= margin
+    step_limit: int  # a seed not solved by then is a failure
+    median_steps: float  # over the solved seeds; nan when none solved
+    p90_steps: float  # 90th percentile (nearest rank) over the solved seeds
+    worst_margin: float  # lowest probability of a correct answer token among solved seeds
+    wall_seconds: float  # the whole batched run, start to last verdict
+    model_steps: int  # seed-steps actually computed: seeds leave the batch at their verdict
+
+    @property
+    def share_solved(self) -> float:
+        return self.solved / self.seeds
+
+    def row(self) -> dict:
+        """Flat dict for JSON/CSV, with the derived share."""
+        return asdict(self) | {"share_solved": self.share_solved}
+
+
+@dataclass
+class Sweep:
+    """A summary plus each seed's steps to solve (None where it failed), for curves."""
+
+    summary: SweepSummary
+    steps: list[int | None]
+
+
+def run_sweep(
+    task: SortTask,
+    config: ModelConfig,
+    seeds: int,
+    recipe: Recipe = Recipe(),
+    first_seed: int = 0,
+    on_step: Callable | None = None,
+) -> Sweep:
+    """Train ``seeds`` seeds of one architecture in one batch and summarise.
+
+    Usage: ``run_sweep(SortTask(), ModelConfig(), seeds=256).summary.share_solved``
+    """
+    from zeptogpt.model import variant_name
+
+    start = time.perf_counter()
+    result = train(task, config, recipe, range(first_seed, first_seed + seeds), on_step=on_step)
+    wall = time.perf_counter() - start
+    solved = sorted(r.steps for r in result.results if r.solved)
+    margins = [r.margin for r in result.results if r.solved]
+    summary = SweepSummary(
+        variant=variant_name(config), params=config.n_params, seeds=seeds, first_seed=first_seed,
+        solved=len(solved), step_limit=recipe.max_steps,
+        median_steps=float(statistics.median(solved)) if solved else math.nan,
+        p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
+        wall_seconds=round(wall, 3), model_steps=result.model_steps)
+    return Sweep(summary, [r.steps if r.solved else None for r in result.results])
+
+
+def variant_config(task: SortTask, name: str) -> ModelConfig:
+    """The named variant sized for ``task``."""
+    return ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len, **VARIANTS[name])
+
+
+def format_summary(s: SweepSummary) -> str:
+    """A few lines for the terminal."""
+    return (f"{s.variant} ({s.params} params): {s.solved}/{s.seeds} seeds solved "
+            f"({100 * s.share_solved:.1f} %) within {s.step_limit} steps; steps to solve "
+            f"median {s.median_steps:g}, p90 {s.p90_steps:g}; worst margin {s.worst_margin:.3f}; "
+            f"{s.wall_seconds:.1f} s wall, {s.model_steps} seed-steps")
+
+
+def variants_table(summaries: Sequence[SweepSummary]) -> str:
+    """The seed's variants table (markdown) with the measured columns beside its words."""
+    lines = ["| Variant | Params | Seed's notes | Solved (27/27, p ≥ 0.9) | Median steps | "
+             "p90 steps | Worst margin | Wall |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        arch = VARIANTS.get(s.variant)
+        name = (f"E={arch['n_embd']}, H={arch['n_head']}, MLP×{arch['mlp_mult']}, "
+                f"pos={'ON' if arch['pos_embed'] else 'OFF'}") if arch else s.variant
+        lines.append(
+            f"| {name} | {s.params} | {SEED_NOTES.get(s.variant, '')} | "
+            f"{100 * s.share_solved:.1f} % ({s.solved}/{s.seeds}) | {s.median_steps:g} | "
+            f"{s.p90_steps:g} | {s.worst_margin:.3f} | {s.wall_seconds:.1f} s |")
+    return "\n".join(lines)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def to_json(sweeps: Sequence[Sweep]) -> str:
+    return json.dumps([{"summary": s.summary.row(), "steps": s.steps} for s in sweeps], indent=1)
+
+
+def from_json(text: str) -> list[Sweep]:
+    names = {f.name for f in fields(SweepSummary)}
+    return [Sweep(SweepSummary(**{k: v for k, v in d["summary"].items() if k in names}),
+                  d["steps"]) for d in json.loads(text)]
+
+
+def to_csv(sweeps: Sequence[Sweep]) -> str:
+    out = io.StringIO()
+    rows = [s.summary.row() for s in sweeps]
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def from_csv(text: str) -> list[SweepSummary]:
+    types = {f.name: f.type for f in fields(SweepSummary)}
+    convert = {"str": str, "int": int, "float": float}
+    return [SweepSummary(**{k: convert[types[k]](v) for k, v in row.items() if k in types})
+            for row in csv.DictReader(io.StringIO(text))]
+
+
+def check_writable(path: Path) -> None:
+    """Raise OSError now, before a long run, if ``path`` cannot be written later."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(f"{parent} is not a folder")
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise PermissionError(f"{existing} is not writable")
