@@ -28,6 +28,7 @@ class Recipe:
     max_steps: int = 2000  # step limit: a seed not solved by then counts as a failure
     lr: float = 0.03  # Adam step size; full-batch gradients are exact, so it can be large
     warmup: int = 0  # steps of linear learning-rate warm-up
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     objective: str = "answer"  # "answer": loss on the output only; "full": every next token (seed)
     batch_size: int = 0  # 0: all sequences every step (exact gradient); N: sample N like the seed
     margin: float = 0.9  # solved = all correct greedily and every answer token has p >= margin
@@ -89,7 +90,7 @@ def train(
     models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in seeds]
     params, _ = stack_module_state(models)  # name -> [K, ...] leaf tensors
     template = models[0]  # the one definition of the network; weights come from `params`
-    optimizer = Adam(params)
+    optimizer = Adam(params, recipe.betas)
     inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
     answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
     sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
