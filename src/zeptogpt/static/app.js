@@ -154,14 +154,12 @@ function renderStep(a, s, k) {
       kind: "prob", digits: 3, title: "logit lens p(letter)" });
 
   return el("div", { class: "step", "data-step": String(k + 1) },
-    el("h3", { text: `Step ${k + 1}: position ${s.position} (${a.tokens[s.position]}) ` +
-                     `predicts y${k + 1}` }),
+    el("h3", {}, `Step ${k + 1}: position ${s.position} (${a.tokens[s.position]}) ` +
+                 `predicts y${k + 1} = `, el("span", { class: "chosen", text: s.chosen })),
     el("div", { class: "row" },
       attention, mlp,
       el("div", { class: "figure" }, el("h3", { text: "logits and probabilities" }), logits),
-      lens,
-      el("div", { class: "figure" }, el("h3", { text: "chosen" }),
-         el("span", { class: "chosen", text: s.chosen }))));
+      lens));
 }
 
 async function sortInput(text) {
@@ -178,9 +176,12 @@ async function sortInput(text) {
     $("result").hidden = false;
     $("hint").textContent = `computed by the server in ${a.ms.toFixed(1)} ms`;
     renderTrace(a);
+    $("trace-panel").hidden = false;
   } catch (e) {
     $("result").hidden = true;
     $("output").textContent = "";
+    $("trace-panel").hidden = true;  // an old trace under a new input would mislead
+    $("hint").textContent = INFO ? INFO.task : "";
     error.textContent = e.message;
     error.hidden = false;
   }
