@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-serve serve clean
 
 run: $(STAMP)
 	$(BIN)/zeptogpt
@@ -18,6 +18,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
+
+bench-serve: $(STAMP)
+	$(BIN)/python bench/bench_serve.py
+
+serve: $(STAMP)
+	$(BIN)/zeptogpt serve
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

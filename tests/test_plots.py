@@ -69,7 +69,8 @@ def test_curves_and_solved_share(tmp_path):
     line = share.axes[0].lines[0]
     assert list(line.get_xdata()) == [0, 10, 20, 30, 100]
     assert list(line.get_ydata()) == [0, 0.25, 0.5, 0.75, 0.75]
-    assert "3/4 seeds solved" in share.axes[0].get_title()
+    assert share.axes[0].get_title() == ("3/4 seeds solved within 100 steps, median 20 steps, "
+                                         "slowest solved 30")
     path = save_png(share, tmp_path / "deep" / "share.png")
     assert path.read_bytes()[:8] == PNG
     assert [p.name for p in path.parent.iterdir()] == ["share.png"]  # no temporary file left
@@ -123,7 +124,7 @@ def test_cli_train_writes_the_log_and_plot_draws_every_picture(workdir, capsys):
 
 
 def test_cli_plot_curves_of_a_sweep(workdir, capsys):
-    results = [{"seed": s, "steps": st, "solved": ok}
+    results = [{"seed": s, "steps": st, "solved": ok, "max_steps": 2000}
                for s, (st, ok) in enumerate([(40, True), (2000, False), (60, True)])]
     (workdir / "sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
     code, out, err = run(capsys, "plot", "curves", "--sweep", "sweep.jsonl", "--out", "pics")

@@ -389,9 +389,10 @@ def _read_log(checkpoint_path: Path):
         raise UserError(str(e)) from None
 
 
-def _read_sweep(path: Path) -> tuple[list[int | None], int]:
-    """Each seed's steps to solve (None: unsolved) and the step limit, from a sweep's results:
-    a JSON list, or JSON lines, of objects with ``steps`` and ``solved`` (as SeedResult has)."""
+def _read_sweep(path: Path) -> tuple[list[int | None], int | None]:
+    """Each seed's steps to solve (None: unsolved) and the step limit if the file says it, from
+    a sweep's results: a JSON list, or JSON lines, of objects with ``steps`` and ``solved`` (as
+    SeedResult has), and optionally ``max_steps`` (or ``recipe.max_steps``)."""
     import json
 
     try:
@@ -404,8 +405,11 @@ def _read_sweep(path: Path) -> tuple[list[int | None], int]:
         records = (json.loads(stripped) if stripped.startswith("[")
                    else [json.loads(line) for line in text.splitlines() if line.strip()])
         steps = [int(r["steps"]) if bool(r["solved"]) else None for r in records]
-        max_steps = max(int(r["steps"]) for r in records)
-    except (ValueError, KeyError, TypeError):
+        limits = {r.get("max_steps", (r.get("recipe") or {}).get("max_steps")) for r in records}
+        max_steps = int(limits.pop()) if len(limits) == 1 and None not in limits else None
+        if not steps:
+            raise ValueError("no seeds")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise UserError(f"{path}: expected JSON objects with \"steps\" and \"solved\"") from None
     return steps, max_steps
 

@@ -126,30 +126,34 @@ def plot_curves(rows: Sequence[tuple[int, float, int]], total: int, title: str =
     return fig
 
 
-def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int,
+def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | None = None,
                       title: str = "") -> Figure:
     """Share of seeds solved by each step, from each seed's steps-to-solve (None: not solved
-    within ``max_steps``). A sweep's whole story in one curve."""
+    within the step limit ``max_steps``, if known). A sweep's whole story in one curve."""
     from matplotlib.figure import Figure
 
     if not steps_to_solve:
         raise ValueError("no seeds to plot")
     n = len(steps_to_solve)
     solved = sorted(s for s in steps_to_solve if s is not None)
-    xs = [0, *solved, max_steps]
+    end = max_steps if max_steps is not None else max(solved, default=1)
+    xs = [0, *solved, end]
     ys = [0.0, *[(i + 1) / n for i in range(len(solved))], len(solved) / n]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=1.5)
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, max_steps)
+    ax.set_xlim(0, end * 1.02)
     ax.set_xlabel("training step")
     ax.set_ylabel("share of seeds solved")
     ax.grid(alpha=0.3)
-    median = solved[(len(solved) - 1) // 2] if len(solved) * 2 > n else None
-    summary = f"{len(solved)}/{n} seeds solved within {max_steps} steps"
-    if median is not None:
-        summary += f", median {median} steps"
+    summary = f"{len(solved)}/{n} seeds solved"
+    if max_steps is not None:
+        summary += f" within {max_steps} steps"
+    if len(solved) * 2 > n:  # the median seed is a solved one
+        summary += f", median {solved[(n - 1) // 2]} steps"
+    if solved:
+        summary += f", slowest solved {solved[-1]}"
     ax.set_title(title or summary)
     return fig
 
@@ -162,6 +166,7 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is for anyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
