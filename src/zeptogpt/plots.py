@@ -136,14 +136,16 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
         raise ValueError("no seeds to plot")
     n = len(steps_to_solve)
     solved = sorted(s for s in steps_to_solve if s is not None)
-    end = max_steps if max_steps is not None else max(solved, default=1)
+    # The axis runs to the step limit only when some seed hit it; otherwise the rise is the story
+    unsolved = len(solved) < n
+    end = max_steps if max_steps is not None and unsolved else max(solved, default=1)
     xs = [0, *solved, end]
     ys = [0.0, *[(i + 1) / n for i in range(len(solved))], len(solved) / n]
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=1.5)
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, end * 1.02)
+    ax.set_xlim(0, end * (1.02 if unsolved else 1.1))
     ax.set_xlabel("training step")
     ax.set_ylabel("share of seeds solved")
     ax.grid(alpha=0.3)
