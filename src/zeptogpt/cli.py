@@ -295,7 +295,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         checkpoint = load(path)
     except CheckpointError as e:
-        hint = "" if path.exists() else ": run `zeptogpt train` first"
+        how = " ".join(["zeptogpt train", *([f"--variant {args.variant}"] * (args.variant != "e6")),
+                        *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
+        hint = "" if path.exists() else f": run `{how}` first"
         raise UserError(f"{e}{hint}") from None
     try:
         serve(checkpoint, path, host=args.host, port=args.port)
