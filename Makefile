@@ -1,5 +1,6 @@
 # `make run`: set up .venv and run the main job. `make test`: set up .venv and run every test.
 # The set-up happens once; later calls reuse .venv until requirements.txt or pyproject.toml change.
+# `make serve`: the local web page (after a `zeptogpt train`). `make bench-serve`: its speed.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
