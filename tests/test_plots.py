@@ -14,7 +14,7 @@ from zeptogpt.plots import (
     plot_weights,
     save_png,
 )
-from zeptogpt.runlog import LogError, log_path, read_log, write_log
+from zeptogpt.runlog import LogError, log_path, read_log, read_sweep, write_log
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -89,6 +89,21 @@ def test_log_round_trip_and_bad_logs(tmp_path):
         read_log(tmp_path / "missing.log.jsonl")
 
 
+def test_sweep_results_are_read_in_either_shape(tmp_path):
+    records = [{"steps": 50, "solved": True, "recipe": {"max_steps": 300}},
+               {"steps": 300, "solved": False, "recipe": {"max_steps": 300}}]
+    listed, lines = tmp_path / "sweep.json", tmp_path / "sweep.jsonl"
+    listed.write_text(json.dumps(records))
+    lines.write_text("\n".join(json.dumps(r) for r in records))
+    assert read_sweep(listed) == read_sweep(lines) == ([50, None], 300)
+    lines.write_text(json.dumps({"steps": 5, "solved": True}))
+    assert read_sweep(lines) == ([5], None)  # no step limit given
+    for content in ["", "[]", "[1, 2]", '{"steps": 5}', "nonsense"]:
+        lines.write_text(content)
+        with pytest.raises(LogError):
+            read_sweep(lines)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -154,3 +169,13 @@ def test_cli_plot_curves_without_a_log_says_how_to_make_one(workdir, capsys):
     (workdir / "runs/e6/model.log.jsonl").unlink()
     code, _, err = run(capsys, "plot", "curves")
     assert code == 2 and "no training log" in err and "zeptogpt train" in err
+
+
+def test_importing_the_plots_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, zeptogpt.cli, zeptogpt.plots, zeptogpt.serve; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr  # `zeptogpt sort` does not pay for pictures

@@ -391,29 +391,13 @@ def _read_log(checkpoint_path: Path):
         raise UserError(str(e)) from None
 
 
-def _read_sweep(path: Path) -> tuple[list[int | None], int | None]:
-    """Each seed's steps to solve (None: unsolved) and the step limit if the file says it, from
-    a sweep's results: a JSON list, or JSON lines, of objects with ``steps`` and ``solved`` (as
-    SeedResult has), and optionally ``max_steps`` (or ``recipe.max_steps``)."""
-    import json
+def _read_sweep(path: Path):
+    from zeptogpt.runlog import LogError, read_sweep
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or e
-        raise UserError(f"cannot read the sweep results {path}: {reason}") from None
-    try:
-        stripped = text.strip()
-        records = (json.loads(stripped) if stripped.startswith("[")
-                   else [json.loads(line) for line in text.splitlines() if line.strip()])
-        steps = [int(r["steps"]) if bool(r["solved"]) else None for r in records]
-        limits = {r.get("max_steps", (r.get("recipe") or {}).get("max_steps")) for r in records}
-        max_steps = int(limits.pop()) if len(limits) == 1 and None not in limits else None
-        if not steps:
-            raise ValueError("no seeds")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise UserError(f"{path}: expected JSON objects with \"steps\" and \"solved\"") from None
-    return steps, max_steps
+        return read_sweep(path)
+    except LogError as e:
+        raise UserError(str(e)) from None
 
 
 def _load_or_train(args: argparse.Namespace):

@@ -1,12 +1,16 @@
-"""The training log: one JSON line per step, written beside the checkpoint so plots need no re-run.
+"""Training records on disk: the per-step log of a run, and the per-seed results of a sweep.
 
-A line is ``{"step": 0, "loss": 1.0986, "correct": 3}`` (``correct`` out of every input). The file
-for ``runs/e6/model.safetensors`` is ``runs/e6/model.log.jsonl``.
+The log is one JSON line per step, ``{"step": 0, "loss": 1.0986, "correct": 3}`` (``correct`` out
+of every input), written beside the checkpoint so plots need no re-run: the file for
+``runs/e6/model.safetensors`` is ``runs/e6/model.log.jsonl``. A sweep's results are a JSON list, or
+JSON lines, of objects with ``steps`` and ``solved`` (the fields of ``SeedResult``) and optionally
+``max_steps``.
 
 Usage::
 
     write_log(log_path(ckpt), result.results[0].log)
-    steps = read_log(log_path(ckpt))   # [(0, 1.0986, 3), ...]
+    rows = read_log(log_path(ckpt))          # [(0, 1.0986, 3), ...]
+    steps, limit = read_sweep("sweep.jsonl")  # [82, None, ...], 2000
 """
 
 from __future__ import annotations
@@ -71,3 +75,26 @@ def read_log(path: str | Path) -> list[Row]:
     if not rows:
         raise LogError(f"{path} is an empty training log")
     return rows
+
+
+def read_sweep(path: str | Path) -> tuple[list[int | None], int | None]:
+    """Each seed's steps to solve (None: not solved) and the step limit if every record gives the
+    same one (``max_steps`` or ``recipe.max_steps``); LogError with one line if unreadable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise LogError(f"cannot read the sweep results {path}: {reason}") from None
+    try:
+        stripped = text.strip()
+        records = (json.loads(stripped) if stripped.startswith("[")
+                   else [json.loads(line) for line in text.splitlines() if line.strip()])
+        steps = [int(r["steps"]) if bool(r["solved"]) else None for r in records]
+        limits = {r.get("max_steps", (r.get("recipe") or {}).get("max_steps")) for r in records}
+        limit = int(limits.pop()) if len(limits) == 1 and None not in limits else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise LogError(f'{path}: expected JSON objects with "steps" and "solved"') from None
+    if not steps:
+        raise LogError(f"{path} has no seeds")
+    return steps, limit
