@@ -1,11 +1,12 @@
 # `make run`: set up .venv and run the main job. `make test`: set up .venv and run every test.
 # The set-up happens once; later calls reuse .venv until requirements.txt or pyproject.toml change.
+# `make serve`: the local web page (after a `zeptogpt train`). `make bench-serve`: its speed.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-serve serve clean
 
 run: $(STAMP)
 	$(BIN)/zeptogpt
@@ -18,6 +19,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
+
+bench-serve: $(STAMP)
+	$(BIN)/python bench/bench_serve.py
+
+serve: $(STAMP)
+	$(BIN)/zeptogpt serve
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

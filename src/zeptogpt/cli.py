@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 USAGE_ERROR = 2
-COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep")
+COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve")
+PLOTS = ("attention", "lens", "weights", "curves")
 DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
 
 
@@ -54,6 +55,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
     return value
 
 
@@ -147,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save the summaries as CSV (default runs/sweep/<name>.csv)")
     sweep.add_argument("--threads", type=_positive_int, metavar="N",
                        help="torch threads (default: all cores)")
+
+    plot = sub.add_parser("plot", help="draw PNGs: attention INPUT, lens INPUT, weights, curves")
+    plot.add_argument("what", choices=PLOTS, metavar="WHAT",
+                      help="attention INPUT | lens INPUT | weights | curves")
+    plot.add_argument("input", nargs="?", metavar="INPUT",
+                      help="letters to sort, for attention and lens (e.g. caa)")
+    _add_model_options(plot)
+    plot.add_argument("--seed", type=_seed, default=0,
+                      help="seed used if a checkpoint has to be trained first (default 0)")
+    plot.add_argument("--out", type=Path,
+                      help="folder for the PNGs (default: the checkpoint's folder)")
+    plot.add_argument("--sweep", type=Path,
+                      help="curves: a file saved by `zeptogpt sweep --json`, drawn as the "
+                           "share of seeds solved vs steps (one picture per variant)")
+
+    serve = sub.add_parser("serve", help="a local web page showing every number of a trace")
+    _add_model_options(serve)
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")
     return parser
 
 
@@ -188,9 +219,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     print(ZeptoGPT(config))
     path = _checkpoint_path(args, config)
-    checkpoint = _train(args, task, config, _recipe(args))
+    checkpoint, log = _train(args, task, config, _recipe(args))
     print(_evaluation(checkpoint).splitlines()[-1])
-    _save(path, checkpoint)
+    _save(path, checkpoint, log)
     return 0
 
 
@@ -203,12 +234,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Task: sort {task.describe()}; sequence [{', '.join(_layout(task))}]")
     print(config.format_params())
     path = _checkpoint_path(args, config)
-    checkpoint = _train(args, task, config, _recipe(args))
+    checkpoint, log = _train(args, task, config, _recipe(args))
     print(f"Evaluation on all {task.n_inputs} inputs (greedy, <sep> forbidden after <sep>):")
     print(_evaluation(checkpoint))
     for x in DEMO_INPUTS:
         print(format_trace(checkpoint.model, task, x))
-    _save(path, checkpoint)
+    _save(path, checkpoint, log)
     if sys.stdin is not None and sys.stdin.isatty():
         _interactive(checkpoint)
     return 0
@@ -292,8 +323,72 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from zeptogpt import plots
+
+    try:
+        import matplotlib  # noqa: F401 (checked here so its absence is one line, not a traceback)
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install matplotlib") from None
+    task, config = _model_config(args)
+    if args.what in ("attention", "lens"):
+        if args.input is None:
+            raise UserError(f"plot {args.what} needs an INPUT, e.g. zeptogpt plot {args.what} caa")
+        word = _parse(task, args.input)
+    elif args.input is not None:
+        raise UserError(f"plot {args.what} takes no INPUT (got {args.input[:40]!r})")
+    if args.sweep is not None and args.what != "curves":
+        raise UserError("--sweep goes with `plot curves`")
+    out = args.out
+    if args.what == "curves" and args.sweep is not None:
+        sweeps = _read_sweeps(args.sweep)
+        figures = {"solved-share" + (f"-{s.summary.variant}" if len(sweeps) > 1 else ""):
+                   plots.plot_solved_share(s.steps, s.summary.step_limit,
+                                           title=s.summary.variant)
+                   for s in sweeps}
+        out = out if out is not None else args.sweep.parent
+    else:
+        path = _checkpoint_path(args, config)
+        checkpoint = _load_or_train(args)
+        out = out if out is not None else path.parent
+        if args.what == "attention":
+            figures = {f"attention-{word}": plots.plot_attention(checkpoint.model, task, word)}
+        elif args.what == "lens":
+            figures = {f"lens-{word}": plots.plot_lens(checkpoint.model, task, word)}
+        elif args.what == "weights":
+            figures = {"weights": plots.plot_weights(checkpoint.model, task)}
+        else:
+            figures = {"curves": plots.plot_curves(_read_log(path), task.n_inputs)}
+    for name, fig in figures.items():
+        try:
+            print(plots.save_png(fig, Path(out) / f"{name}.png"))
+        except OSError as e:
+            raise UserError(f"cannot write {Path(out) / name}.png: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from zeptogpt.checkpoint import CheckpointError, load
+    from zeptogpt.serve import serve
+
+    _, config = _model_config(args)
+    path = _checkpoint_path(args, config)
+    try:
+        checkpoint = load(path)
+    except CheckpointError as e:
+        how = " ".join(["zeptogpt train", *([f"--variant {args.variant}"] * (args.variant != "e6")),
+                        *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
+        hint = "" if path.exists() else f": run `{how}` first"
+        raise UserError(f"{e}{hint}") from None
+    try:
+        serve(checkpoint, path, host=args.host, port=args.port)
+    except OSError as e:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
+
+
 _COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
-                 params=cmd_params, sweep=cmd_sweep)
+                 params=cmd_params, sweep=cmd_sweep, plot=cmd_plot, serve=cmd_serve)
 
 
 # --- pieces the commands share ------------------------------------------------------------------
@@ -331,7 +426,7 @@ def _recipe(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace, task, config, recipe):
-    """Train one seed with a live step/loss line; the checkpoint it makes is not saved yet."""
+    """Train one seed with a live step/loss line: (checkpoint, per-step log), not saved yet."""
     from dataclasses import asdict
 
     from zeptogpt.checkpoint import Checkpoint
@@ -352,17 +447,38 @@ def _train(args: argparse.Namespace, task, config, recipe):
     facts = dict(seed=r.seed, steps=r.steps, solved=r.solved, correct=r.correct,
                  total=task.n_inputs, margin=round(r.margin, 6), loss=round(r.loss, 6),
                  seconds=round(r.seconds, 3), recipe=asdict(recipe))
-    return Checkpoint(result.models[0], task, facts)
+    return Checkpoint(result.models[0], task, facts), r.log
 
 
-def _save(path: Path, checkpoint) -> None:
+def _save(path: Path, checkpoint, log) -> None:
+    """The checkpoint and, beside it, its training log (first, so a checkpoint has its log)."""
     from zeptogpt.checkpoint import save
+    from zeptogpt.runlog import log_path, write_log
 
     try:
+        write_log(log_path(path), log)
         save(path, checkpoint)
     except OSError as e:
         raise UserError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
-    print(f"Saved {path}")
+    print(f"Saved {path} and its training log {log_path(path).name}")
+
+
+def _read_log(checkpoint_path: Path):
+    from zeptogpt.runlog import LogError, log_path, read_log
+
+    try:
+        return read_log(log_path(checkpoint_path))
+    except LogError as e:
+        raise UserError(str(e)) from None
+
+
+def _read_sweeps(path: Path):
+    from zeptogpt.sweep import SweepFileError, read_sweeps
+
+    try:
+        return read_sweeps(path)
+    except SweepFileError as e:
+        raise UserError(str(e)) from None
 
 
 def _load_or_train(args: argparse.Namespace):
@@ -377,8 +493,8 @@ def _load_or_train(args: argparse.Namespace):
     if args.checkpoint is None and not path.exists():
         print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
         with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
-            checkpoint = _train(args, task, config, Recipe())
-            _save(path, checkpoint)
+            checkpoint, log = _train(args, task, config, Recipe())
+            _save(path, checkpoint, log)
         return checkpoint
     try:
         checkpoint = load(path)

@@ -127,6 +127,28 @@ def from_json(text: str) -> list[Sweep]:
                   d["steps"]) for d in json.loads(text)]
 
 
+class SweepFileError(ValueError):
+    """A sweep results file that cannot be read; the message is one line meant for a user."""
+
+
+def read_sweeps(path: str | Path) -> list[Sweep]:
+    """The sweeps saved by ``zeptogpt sweep --json``, checked.
+
+    Usage: ``[s.summary.variant for s in read_sweeps("runs/sweep/variants-256seeds.json")]``
+    """
+    path = Path(path)
+    try:
+        sweeps = from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise SweepFileError(f"cannot read the sweep results {path}: {reason}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SweepFileError(f"{path} is not a file written by `zeptogpt sweep --json`") from None
+    if not sweeps or any(len(s.steps) != s.summary.seeds for s in sweeps):
+        raise SweepFileError(f"{path} is not a file written by `zeptogpt sweep --json`")
+    return sweeps
+
+
 def to_csv(sweeps: Sequence[Sweep]) -> str:
     out = io.StringIO()
     rows = [s.summary.row() for s in sweeps]

@@ -1,0 +1,236 @@
+"""Pictures of a trained model: attention, the logit lens, every weight, training curves.
+
+Each ``plot_*`` function returns a matplotlib ``Figure`` (shown inline by a notebook);
+``save_png`` writes one to disk. matplotlib is imported inside the functions, so importing this
+module (or running ``zeptogpt sort``) does not pay for it, and no pyplot global state is used.
+
+Usage::
+
+    fig = plot_attention(model, task, "caa")
+    save_png(fig, "runs/e6/attention-caa.png")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zeptogpt.anatomy import LENS_POINTS, dissect
+from zeptogpt.model import ZeptoGPT
+from zeptogpt.task import SortTask
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+LENS_LABELS = {"embed": "after embedding", "attn": "after attention", "mlp": "after MLP (output)"}
+
+
+def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
+    """One panel per head (rows) and decoding step (columns): the causal attention pattern over
+    the tokens so far, query on the y axis, key on the x axis, the newest (predicting) row boxed."""
+    from matplotlib.figure import Figure
+
+    a = dissect(model, task, text)
+    H, L = len(a.attention), len(a.steps)
+    fig = Figure(figsize=(3.6 * L + 0.6, 3.4 * H + 0.6), layout="constrained")
+    axes = fig.subplots(H, L, squeeze=False)
+    for s, step in enumerate(a.steps):
+        n = step.position + 1
+        labels = _position_labels(a.tokens[:n])
+        for h in range(H):
+            rows = [[w if k <= q else math.nan for k, w in enumerate(a.attention[h][q][:n])]
+                    for q in range(n)]
+            ax = axes[h][s]
+            _heatmap(ax, rows, labels, labels, cmap="Blues", vmin=0.0, vmax=1.0, fmt="{:.2f}")
+            ax.add_patch(_box(step.position, n))
+            ax.set_title(f"head {h} · step {s + 1}: -> '{step.chosen}'", fontsize=10)
+            ax.set_xlabel("key (attended to)", fontsize=8)
+            ax.set_ylabel("query", fontsize=8)
+    fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r} "
+                 "(boxed row: the position that predicts)", fontsize=12)
+    return fig
+
+
+def plot_lens(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
+    """The logit lens: for each decoding step, each letter's probability read off the residual
+    stream after the embedding, after attention and after the MLP (the model's real output)."""
+    from matplotlib.figure import Figure
+
+    a = dissect(model, task, text)
+    letters = [i for i, t in enumerate(a.vocab) if t != "<sep>"]
+    fig = Figure(figsize=(3.3 * len(a.steps) + 1.2, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(a.steps), squeeze=False)[0]
+    for s, (ax, step) in enumerate(zip(axes, a.steps)):
+        rows = [[step.lens[p][i] for i in letters] for p in LENS_POINTS]
+        _heatmap(ax, rows, [LENS_LABELS[p] for p in LENS_POINTS], [a.vocab[i] for i in letters],
+                 cmap="Greens", vmin=0.0, vmax=1.0, fmt="{:.3f}")
+        chosen = [a.vocab[i] for i in letters].index(step.chosen)
+        ax.add_patch(_box(len(LENS_POINTS) - 1, 1, col=chosen))
+        ax.set_title(f"step {s + 1} (position {step.position}): -> '{step.chosen}'", fontsize=10)
+        if s:
+            ax.set_yticklabels([])
+    fig.suptitle(f"Logit lens of {a.input!r} -> {a.output!r}: p(letter) at each point of the "
+                 "residual stream", fontsize=11)
+    return fig
+
+
+def plot_weights(model: ZeptoGPT, task: SortTask) -> Figure:
+    """Every weight of the model on one sheet, each matrix a heatmap with its values written in.
+
+    Per-head attention matrices are drawn per head; LayerNorm gains and biases as two rows.
+    """
+    from matplotlib.figure import Figure
+
+    panels = _weight_panels(model, task)
+    cols = 5
+    nrows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(3.9 * cols, 3.5 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).flatten()
+    for ax, (title, matrix, rows, columns) in zip(axes, panels):
+        vmax = max(abs(v) for row in matrix for v in row) or 1.0
+        _heatmap(ax, matrix, rows, columns, cmap="RdBu_r", vmin=-vmax, vmax=vmax, fmt="{:.2f}")
+        ax.set_title(title, fontsize=10)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    n = sum(p.numel() for p in model.parameters())
+    fig.suptitle(f"All {n} weights of {model!r} (red > 0 > blue, each panel its own scale)",
+                 fontsize=12)
+    return fig
+
+
+def plot_curves(rows: Sequence[tuple[int, float, int]], total: int, title: str = "") -> Figure:
+    """Training loss (log scale) and inputs sorted (out of ``total``) at every step of one run,
+    from ``read_log`` rows ``(step, loss, correct)``."""
+    from matplotlib.figure import Figure
+
+    steps = [r[0] for r in rows]
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(2, 1, sharex=True)
+    loss_ax.plot(steps, [r[1] for r in rows], color="tab:red", lw=1.2)
+    loss_ax.set_yscale("log")
+    loss_ax.set_ylabel("training loss (log)")
+    loss_ax.grid(alpha=0.3)
+    acc_ax.plot(steps, [r[2] for r in rows], color="tab:blue", lw=1.2, drawstyle="steps-post")
+    acc_ax.set_ylim(-0.5, total + 0.5)
+    acc_ax.axhline(total, color="gray", lw=0.8, ls="--")
+    acc_ax.set_ylabel(f"inputs sorted (of {total})")
+    acc_ax.set_xlabel("step")
+    acc_ax.grid(alpha=0.3)
+    fig.suptitle(title or f"Training: {rows[-1][0]} steps, final loss {rows[-1][1]:.4f}, "
+                 f"{rows[-1][2]}/{total} sorted")
+    return fig
+
+
+def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | None = None,
+                      title: str = "") -> Figure:
+    """Share of seeds solved by each step, from each seed's steps-to-solve (None: not solved
+    within the step limit ``max_steps``, if known). A sweep's whole story in one curve; ``title``
+    (e.g. the variant) goes before the summary."""
+    from matplotlib.figure import Figure
+
+    if not steps_to_solve:
+        raise ValueError("no seeds to plot")
+    n = len(steps_to_solve)
+    solved = sorted(s for s in steps_to_solve if s is not None)
+    # The axis runs to the step limit only when some seed hit it; otherwise the rise is the story
+    unsolved = len(solved) < n
+    end = max_steps if max_steps is not None and unsolved else max(solved, default=1)
+    xs = [0, *solved, end]
+    ys = [0.0, *[(i + 1) / n for i in range(len(solved))], len(solved) / n]
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(xs, ys, drawstyle="steps-post", color="tab:green", lw=1.5)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, end * (1.02 if unsolved else 1.1))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("share of seeds solved")
+    ax.grid(alpha=0.3)
+    summary = f"{len(solved)}/{n} seeds solved"
+    if max_steps is not None:
+        summary += f" within {max_steps} steps"
+    if len(solved) * 2 > n:  # the median seed is a solved one
+        summary += f", median {solved[(n - 1) // 2]} steps"
+    if solved:
+        summary += f", slowest solved {solved[-1]}"
+    ax.set_title(f"{title}: {summary}" if title else summary)
+    return fig
+
+
+def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Write the figure as a PNG atomically (temporary file, then rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is for anyone to read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- drawing pieces -----------------------------------------------------------------------------
+
+def _heatmap(ax: Axes, matrix: Sequence[Sequence[float]], rows: Sequence[str],
+             columns: Sequence[str], *, cmap: str, vmin: float, vmax: float, fmt: str) -> None:
+    """A labelled heatmap with each value written in its cell (NaN cells stay blank)."""
+    import matplotlib as mpl
+
+    ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.tick_params(length=0)
+    norm, colormap = mpl.colors.Normalize(vmin, vmax), mpl.colormaps[cmap]
+    size = 8 if len(columns) <= 6 else 7
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if math.isnan(v):
+                continue
+            r, g, b, _ = colormap(norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=size,
+                    color="white" if dark else "black")
+
+
+def _box(row: int, width: int, col: int = 0):
+    """A rectangle around cells ``row, col .. col+width-1`` of a heatmap."""
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((col - 0.5, row - 0.5), width, 1, fill=False, ec="darkorange", lw=2.2)
+
+
+def _position_labels(tokens: Sequence[str]) -> list[str]:
+    """``['0 c', '1 a', '2 a', '3 <sep>']``: repeated letters stay tellable apart."""
+    return [f"{i} {t}" for i, t in enumerate(tokens)]
+
+
+def _weight_panels(model: ZeptoGPT, task: SortTask):
+    """(title, matrix, row labels, column labels) for every weight, split per head."""
+    E = model.config.n_embd
+    dims = [f"e{i}" for i in range(E)]
+    mlp = [f"m{i}" for i in range(model.config.d_mlp)]
+    panels = [(f"W_E token embedding {tuple(model.W_E.shape)} (also the LM head)",
+               model.W_E.tolist(), list(task.vocab), dims)]
+    if model.W_pos is not None:
+        panels.append((f"W_pos position embedding {tuple(model.W_pos.shape)}",
+                       model.W_pos.tolist(), [f"pos {i}" for i in range(len(model.W_pos))], dims))
+    for name, ln in (("ln1", model.ln1), ("ln2", model.ln2), ("ln_f", model.ln_f)):
+        panels.append((f"{name} LayerNorm gain w, bias b (2, {E})",
+                       [ln.w.tolist(), ln.b.tolist()], ["w", "b"], dims))
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        w = getattr(model, name)  # [H, E, D] or [H, D, E]
+        for h in range(w.shape[0]):
+            rows, cols = (dims, [f"d{i}" for i in range(w.shape[2])]) if name != "W_O" else (
+                [f"d{i}" for i in range(w.shape[1])], dims)
+            panels.append((f"{name} head {h} {tuple(w[h].shape)}", w[h].tolist(), rows, cols))
+    panels.append((f"W_in MLP in {tuple(model.W_in.shape)}", model.W_in.tolist(), dims, mlp))
+    panels.append((f"W_out MLP out {tuple(model.W_out.shape)}", model.W_out.tolist(), mlp, dims))
+    return panels

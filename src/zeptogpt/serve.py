@@ -1,0 +1,226 @@
+"""A local web page that shows every number of a trace and every weight, from a JSON API.
+
+The page computes nothing of the model: every number comes from ``anatomy.dissect``, the same
+PyTorch code the CLI and the plots use. The standard library's threading HTTP server is enough
+for one user on loopback and adds no dependency.
+
+Routes::
+
+    GET  /                     the page (static/index.html)
+    GET  /static/NAME          a file of the package's static folder, nothing else
+    GET  /api/trace?input=caa  every number of one decoding (also POST {"input": "caa"})
+    GET  /api/weights          every parameter: name, shape, values
+    GET  /api/params           the parameter table
+    GET  /api/curve            the training log: [[step, loss, correct], ...]
+    GET  /api/info             which model this is
+
+Errors are JSON ``{"error": "one line"}`` with 400 (bad input), 404, 411 or 413.
+
+Usage: ``serve(load("runs/e6/model.safetensors"), "runs/e6/model.safetensors")``, or
+``zeptogpt serve`` and open http://127.0.0.1:8000/.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from zeptogpt.anatomy import dissect, weight_list
+from zeptogpt.checkpoint import Checkpoint, describe
+from zeptogpt.model import variant_name
+from zeptogpt.task import InputError
+
+MAX_BODY = 1024  # bytes of a POST body; an input is a few letters, so anything bigger is refused
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+class ApiError(Exception):
+    """An answer other than 200: an HTTP status and one line for the user."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class App:
+    """The model and the answers of every route, with no HTTP in it (tests call it directly)."""
+
+    def __init__(self, checkpoint: Checkpoint, checkpoint_path: str | Path) -> None:
+        from zeptogpt.runlog import LogError, log_path, read_log
+
+        self.checkpoint = checkpoint
+        self.lock = threading.Lock()  # one forward pass at a time: torch's own threads do the rest
+        model, task = checkpoint.model, checkpoint.task
+        config = model.config
+        # Everything but the trace is fixed for the life of the server: answer it from memory.
+        try:
+            curve = dict(rows=[list(r) for r in read_log(log_path(checkpoint_path))], note="")
+        except LogError as e:
+            curve = dict(rows=[], note=str(e))
+        self.fixed = {
+            "/api/info": dict(
+                model=repr(model), variant=variant_name(config), about=describe(checkpoint),
+                checkpoint=str(checkpoint_path), task=task.describe(), length=task.length,
+                vocab=list(task.vocab), n_head=config.n_head, n_params=config.n_params),
+            "/api/params": dict(
+                rows=[dict(part=p, formula=f, count=c) for p, f, c in config.param_table()],
+                total=config.n_params, text=config.format_params()),
+            "/api/weights": dict(weights=weight_list(model)),
+            "/api/curve": dict(curve, total=task.n_inputs),
+        }
+        self.static = _static_files()
+
+    def trace(self, text: object) -> dict:
+        """Every number of the decoding of ``text``, with the time it took (``ms``)."""
+        if not isinstance(text, str):
+            raise ApiError(HTTPStatus.BAD_REQUEST, 'expected a JSON object like {"input": "caa"}')
+        start = time.perf_counter()
+        try:
+            with self.lock:
+                answer = dissect(self.checkpoint.model, self.checkpoint.task, text).to_dict()
+        except InputError as e:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(e)) from None
+        answer["ms"] = (time.perf_counter() - start) * 1000
+        return answer
+
+
+def make_server(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str = "127.0.0.1",
+                port: int = 8000) -> ThreadingHTTPServer:
+    """A server ready to ``serve_forever()``; port 0 picks a free one (see ``server_address``)."""
+    app = App(checkpoint, checkpoint_path)
+
+    class Handler(_Handler):
+        pass
+
+    Handler.app = app
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True  # a stuck client never keeps the process alive
+    return server
+
+
+def serve(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str = "127.0.0.1",
+          port: int = 8000) -> None:
+    """Serve until Ctrl-C, printing where."""
+    server = make_server(checkpoint, checkpoint_path, host, port)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Serving {describe(checkpoint)} from {checkpoint_path}")
+    print(f"Open http://{shown}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped")
+    finally:
+        server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes a request to the App and writes its answer; never lets an exception through."""
+
+    app: App
+    server_version = "zeptogpt"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        url = urlsplit(self.path)
+        try:
+            if url.path == "/api/trace":
+                self._send_json(self.app.trace(_query_input(url.query)))
+            elif url.path in self.app.fixed:
+                self._send_json(self.app.fixed[url.path])
+            elif url.path in ("/", "/index.html"):
+                self._send_file("index.html")
+            elif url.path.startswith("/static/"):
+                self._send_file(url.path.removeprefix("/static/"))
+            else:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such page: {url.path[:80]}")
+        except ApiError as e:
+            self._send_json({"error": str(e)}, e.status)
+        except Exception as e:  # a bug must not print a traceback per request or kill the thread
+            self._send_json({"error": f"internal error ({type(e).__name__})"}, 500)
+
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        try:
+            if url.path != "/api/trace":
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such API: {url.path[:80]}")
+            self._send_json(self.app.trace(self._read_json().get("input")))
+        except ApiError as e:
+            self._send_json({"error": str(e)}, e.status)
+        except Exception as e:
+            self._send_json({"error": f"internal error ({type(e).__name__})"}, 500)
+
+    def _read_json(self) -> dict:
+        """The request body as a JSON object, bounded by MAX_BODY."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.close_connection = True
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+        try:
+            size = int(length)
+            if size < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad Content-Length header") from None
+        if size > MAX_BODY:
+            self.close_connection = True  # the body is not read, so the connection is unusable
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           f"request body of {size} bytes is too large (at most {MAX_BODY})")
+        body = self.rfile.read(size)
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(HTTPStatus.BAD_REQUEST,
+                           'malformed JSON: expected an object like {"input": "caa"}') from None
+        if not isinstance(data, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, 'expected a JSON object like {"input": "caa"}')
+        return data
+
+    def _send_file(self, name: str) -> None:
+        # Only names found in the static folder at start-up exist: no path is ever joined, so
+        # "../" or an absolute path cannot reach another file.
+        if name not in self.app.static:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no such file: {name[:80]}")
+        body, content_type = self.app.static[name]
+        self._send(body, content_type, HTTPStatus.OK)
+
+    def _send_json(self, data: dict, status: int = HTTPStatus.OK) -> None:
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+        self._send(body, "application/json", status)
+
+    def _send(self, body: bytes, content_type: str, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+        pass  # quiet: one user on loopback does not need an access log
+
+
+def _query_input(query: str) -> str | None:
+    values = parse_qs(query, keep_blank_values=True).get("input")
+    if values is None:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "expected ?input=LETTERS, e.g. /api/trace?input=caa")
+    return values[0]
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """name -> (bytes, content type) of every file directly in the package's static folder."""
+    folder = resources.files("zeptogpt") / "static"
+    files = {}
+    for entry in folder.iterdir():
+        suffix = Path(entry.name).suffix
+        if entry.is_file() and suffix in CONTENT_TYPES:
+            files[entry.name] = (entry.read_bytes(), CONTENT_TYPES[suffix])
+    return files

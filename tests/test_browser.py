@@ -1,0 +1,143 @@
+"""The web page in a real browser: Playwright drives the system's Chromium against the server.
+
+Without Chromium (or Playwright) the test skips and says why; with ZEPTOGPT_REQUIRE_BROWSER=1
+(as CI sets) that skip is a failure. The screenshot and the first-render time are written to
+test-artifacts/ at the repository's root.
+"""
+
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from zeptogpt import InputError, SortTask, evaluate, load
+from zeptogpt.cli import main
+from zeptogpt.serve import make_server
+
+CHROMIUM = os.environ.get("ZEPTOGPT_CHROMIUM", "/usr/bin/chromium")
+# This machine's network is closed: without these Chromium tries (and fails) to reach Google.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+pytestmark = pytest.mark.slow
+
+
+def _browser_or_skip():
+    """Playwright's sync API, or a skip that says why (a failure when the browser is required)."""
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "Playwright for Python is not installed (pip install -r requirements.txt)"
+    if reason is None and not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        reason = (f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver, "
+                  "or set ZEPTOGPT_CHROMIUM)")
+    if reason is not None:
+        if os.environ.get("ZEPTOGPT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"ZEPTOGPT_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(page address, model) of a freshly trained checkpoint served on a free loopback port."""
+    path = tmp_path_factory.mktemp("browser") / "model.safetensors"
+    assert main(["train", "--checkpoint", str(path)]) == 0
+    checkpoint = load(path)
+    assert evaluate(checkpoint.model, checkpoint.task).correct == 27  # so sorted() is the oracle
+    server = make_server(checkpoint, path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", checkpoint.model
+    server.shutdown()
+    server.server_close()
+
+
+def test_page_sorts_shows_every_head_and_explains_bad_input(served, capsys):
+    sync_playwright = _browser_or_skip()
+    url, model = served
+    task = SortTask()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=15000)
+            first_render_ms = page.evaluate("window.zeptoFirstRender")
+
+            # the page's own first input, then typed ones, each checked against sorted()
+            assert page.inner_text("#output") == "".join(sorted(page.input_value("#input")))
+            for text in ["cab", "BCA", "bbb", "acb", "ccA"]:
+                page.fill("#input", text)
+                page.click("#sort")
+                page.wait_for_function(
+                    "t => document.getElementById('result-input').textContent === t",
+                    arg=text.lower(), timeout=5000)
+                assert page.inner_text("#output") == "".join(sorted(text.lower()))
+                assert page.is_hidden("#error")
+                chosen = page.locator(".step .chosen").all_inner_texts()
+                assert "".join(chosen) == "".join(sorted(text.lower()))
+
+            # one attention heatmap per head at every step
+            steps = page.locator("#steps .step")
+            assert steps.count() == task.length
+            for k in range(task.length):
+                heads = steps.nth(k).locator(".attention .head")
+                assert heads.count() == 2
+                assert heads.nth(0).locator("tr.newest").count() == 1
+
+            # every weight is on the page, and hovering one names it
+            assert page.get_attribute("#weights", "data-count") == "318"
+            page.hover("#weights table.weights td >> nth=0")
+            shown = page.inner_text("#hover")
+            assert re.fullmatch(r"W_E\[0, 0\] = -?\d+\.\d{4}", shown), shown
+            assert float(shown.split("= ")[1]) == pytest.approx(float(model.W_E[0, 0]), abs=1e-4)
+            assert page.locator("#params tr.total").inner_text().split()[-1] == "318"
+            assert page.locator("#curve svg polyline").count() == 2
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.fill("#input", "cab")
+            page.click("#sort")
+            page.wait_for_function("document.getElementById('output').textContent === 'abc'")
+            page.screenshot(path=str(ARTIFACTS / "browser.png"), full_page=True)
+
+            # bad input: the same one line as the CLI, and no answer shown
+            for text in ["abz", "ab", "", "a" * 2000]:
+                page.fill("#input", text)
+                page.click("#sort")
+                page.wait_for_selector("#error:not([hidden])", timeout=5000)
+                message = page.inner_text("#error")
+                if len(text) < 500:
+                    assert message == parse_error(task, text)
+                else:
+                    assert "too large" in message  # bounded before the model sees it
+                assert page.is_hidden("#result") and page.is_hidden("#trace-panel")
+                page.fill("#input", "abc")
+                page.click("#sort")
+                page.wait_for_selector("#error", state="hidden", timeout=5000)
+            page.fill("#input", "abz")
+            page.click("#sort")
+            page.wait_for_selector("#error:not([hidden])")
+            page.screenshot(path=str(ARTIFACTS / "browser-error.png"))
+            assert errors == []  # no JavaScript error on the way
+        finally:
+            browser.close()
+    (ARTIFACTS / "browser.json").write_text(json.dumps({"first_render_ms": first_render_ms}))
+    with capsys.disabled():  # the figure is reported on every run, not asserted
+        print(f"\n[browser] first render {first_render_ms:.0f} ms after navigation start "
+              f"(screenshot {ARTIFACTS / 'browser.png'})")
+
+
+def parse_error(task, text):
+    try:
+        task.parse(text)
+    except InputError as e:
+        return str(e)
+    raise AssertionError(f"{text!r} is valid")

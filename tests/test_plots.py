@@ -1,0 +1,176 @@
+"""Plots: the right panels with the model's numbers written in, PNGs on disk, the CLI's paths."""
+
+
+import pytest
+import torch
+
+from zeptogpt.cli import main
+from zeptogpt.plots import (
+    plot_attention,
+    plot_curves,
+    plot_lens,
+    plot_solved_share,
+    plot_weights,
+    save_png,
+)
+from zeptogpt.runlog import LogError, log_path, read_log, write_log
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_attention_has_one_panel_per_head_and_step_with_the_weights_written(trained, task):
+    fig = plot_attention(trained, task, "cab")
+    H, L = trained.config.n_head, task.length
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == H * L
+    ids = torch.tensor([task.encode(["c", "a", "b", "<sep>", "a", "b"])])
+    pattern = trained.run_with_cache(ids)[1]["pattern"][0]  # [H, T, T]
+    for h in range(H):
+        for s in range(L):
+            n = task.length + s + 1  # tokens so far at step s
+            ax = axes[h * L + s]
+            expected = [f"{float(pattern[h, q, k]):.2f}" for q in range(n) for k in range(q + 1)]
+            assert texts(ax) == expected  # causal: only keys up to the query are written
+            assert [t.get_text() for t in ax.get_xticklabels()][-1].endswith(
+                ["<sep>", "a", "b"][s])
+
+
+def test_lens_panels_end_with_the_chosen_letters_probability(trained, task):
+    fig = plot_lens(trained, task, "ccb")
+    assert len(fig.axes) == task.length
+    for ax in fig.axes:
+        values = [float(t) for t in texts(ax)]
+        assert len(values) == 3 * 3  # three stages x three letters
+        assert max(values[-3:]) > 0.5  # the output row: a confident choice
+
+
+def test_weights_sheet_shows_all_318_weights(trained, task):
+    fig = plot_weights(trained, task)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 15  # W_E, W_pos, 3 LayerNorms, 4 attention matrices x 2 heads, 2 MLP
+    assert sum(len(ax.texts) for ax in panels) == 318
+    written = sorted(float(t) for ax in panels for t in texts(ax))
+    actual = sorted(round(float(v), 2) for p in trained.parameters() for v in p.flatten())
+    assert written == pytest.approx(actual, abs=0.006)
+
+
+def test_curves_and_solved_share(tmp_path):
+    rows = [(0, 1.1, 3), (1, 0.5, 10), (2, 0.05, 27)]
+    fig = plot_curves(rows, 27)
+    loss_ax, acc_ax = fig.axes
+    assert list(loss_ax.lines[0].get_ydata()) == [1.1, 0.5, 0.05]
+    assert list(acc_ax.lines[0].get_ydata()) == [3, 10, 27]
+    share = plot_solved_share([30, None, 10, 20], max_steps=100)
+    line = share.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0, 10, 20, 30, 100]
+    assert list(line.get_ydata()) == [0, 0.25, 0.5, 0.75, 0.75]
+    assert share.axes[0].get_title() == ("3/4 seeds solved within 100 steps, median 20 steps, "
+                                         "slowest solved 30")
+    path = save_png(share, tmp_path / "deep" / "share.png")
+    assert path.read_bytes()[:8] == PNG
+    assert [p.name for p in path.parent.iterdir()] == ["share.png"]  # no temporary file left
+
+
+def test_log_round_trip_and_bad_logs(tmp_path):
+    path = log_path(tmp_path / "model.safetensors")
+    assert path.name == "model.log.jsonl"
+    write_log(path, [(0, 1.5, 2), (1, 0.25, 27)])
+    assert read_log(path) == [(0, 1.5, 2), (1, 0.25, 27)]
+    for content in ["", "not json\n", '{"step": 1}\n']:
+        path.write_text(content)
+        with pytest.raises(LogError):
+            read_log(path)
+    with pytest.raises(LogError, match="zeptogpt train"):
+        read_log(tmp_path / "missing.log.jsonl")
+
+
+def test_sweep_files_are_checked(tmp_path):
+    from zeptogpt.sweep import SweepFileError, read_sweeps
+
+    path = tmp_path / "sweep.json"
+    for content in ["", "[]", "[1, 2]", '[{"steps": [5]}]', "nonsense"]:
+        path.write_text(content)
+        with pytest.raises(SweepFileError) as e:
+            read_sweeps(path)
+        assert "\n" not in str(e.value)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_train_writes_the_log_and_plot_draws_every_picture(workdir, capsys):
+    code, out, _ = run(capsys, "train")
+    assert code == 0
+    ckpt = workdir / "runs" / "e6" / "model.safetensors"
+    rows = read_log(log_path(ckpt))
+    from zeptogpt import load
+
+    facts = load(ckpt).facts
+    assert rows[-1][0] == facts["steps"] and rows[-1][2] == facts["correct"] == 27
+    assert [r[0] for r in rows] == list(range(len(rows)))
+    for argv, name in [(["attention", "CAB"], "attention-cab.png"),
+                       (["lens", "bca"], "lens-bca.png"),
+                       (["weights"], "weights.png"), (["curves"], "curves.png")]:
+        code, out, err = run(capsys, "plot", *argv)
+        assert code == 0, err
+        assert out.strip() == f"runs/e6/{name}"
+        assert (workdir / out.strip()).read_bytes()[:8] == PNG
+
+
+def test_cli_plot_curves_of_a_sweep(workdir, capsys):
+    code, _, err = run(capsys, "sweep", "--seeds", "3", "--steps", "60", "--threads", "1",
+                       "--json", "s.json", "--csv", "s.csv")
+    assert code == 0, err
+    code, out, err = run(capsys, "plot", "curves", "--sweep", "s.json", "--out", "pics")
+    assert code == 0, err
+    assert out.strip() == "pics/solved-share.png" and (workdir / "pics/solved-share.png").is_file()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["plot", "attention"], "needs an INPUT"),
+    (["plot", "lens", "abz"], "3 letters from {a, b, c}"),
+    (["plot", "attention", "x" * 5000], "3 letters from {a, b, c}"),
+    (["plot", "weights", "abc"], "takes no INPUT"),
+    (["plot", "pie"], "invalid choice"),
+    (["plot", "weights", "--checkpoint", "nowhere.safetensors"], "no checkpoint at"),
+    (["plot", "curves", "--sweep", "missing.json"], "cannot read the sweep results"),
+    (["plot", "attention", "abc", "--sweep", "x.json"], "--sweep goes with"),
+])
+def test_cli_plot_errors_are_one_line_exit_2(workdir, capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err
+    assert not list(workdir.rglob("*.png"))  # nothing half-written
+
+
+def test_cli_plot_curves_without_a_log_says_how_to_make_one(workdir, capsys):
+    run(capsys, "train")
+    (workdir / "runs/e6/model.log.jsonl").unlink()
+    code, _, err = run(capsys, "plot", "curves")
+    assert code == 2 and "no training log" in err and "zeptogpt train" in err
+
+
+def test_importing_the_plots_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, zeptogpt.cli, zeptogpt.plots, zeptogpt.serve; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr  # `zeptogpt sort` does not pay for pictures
