@@ -25,3 +25,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh current directory, so `runs/` is created there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the real CLI in-process: ``code, out, err = cli("sort", "caa")``."""
+    from zeptogpt.cli import main
+
+    def run(*argv: str):
+        try:
+            code = main(list(argv))
+        except SystemExit as e:  # argparse exits on usage errors
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

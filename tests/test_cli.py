@@ -6,69 +6,52 @@ import sys
 
 import pytest
 
-from zeptogpt.cli import main
 
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse exits on usage errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli(*argv, stdin="", cwd=None):
+def process(*argv, stdin="", cwd=None):
     return subprocess.run([sys.executable, "-m", "zeptogpt", *argv], input=stdin, text=True,
                           capture_output=True, cwd=cwd, timeout=120)
 
 
-def test_params_prints_the_seed_table(capsys):
-    code, out, _ = run(capsys, "params")
+def test_params_prints_the_seed_table(cli):
+    code, out, _ = cli("params")
     assert code == 0
     assert "  attn(q,k,v,proj): 4 × (6 × 6) = 144" in out
     assert out.strip().endswith("Trainable parameters: 318")
     for variant, n in (("e6-nopos", 276), ("e4-nopos", 136), ("e8-mlp2", 648)):
-        assert run(capsys, "params", "--variant", variant)[1].strip().endswith(f"parameters: {n}")
-    assert run(capsys, "params", "--embed", "8", "--no-pos")[1].strip().endswith(": 464")
+        assert cli("params", "--variant", variant)[1].strip().endswith(f"parameters: {n}")
+    assert cli("params", "--embed", "8", "--no-pos")[1].strip().endswith(": 464")
 
 
-def test_sort_trains_first_when_nothing_is_saved_then_reuses_it(workdir, capsys):
-    code, out, err = run(capsys, "sort", "caa", "BAC", "ccb")
+def test_sort_trains_first_when_nothing_is_saved_then_reuses_it(workdir, cli):
+    code, out, err = cli("sort", "caa", "BAC", "ccb")
     assert code == 0
     assert out.splitlines() == ["caa -> aac", "bac -> abc", "ccb -> bcc"]
     assert "training one first" in err
     assert (workdir / "runs" / "e6" / "model.safetensors").is_file()
-    code, out, err = run(capsys, "sort", "cba", "--trace")
+    code, out, err = cli("sort", "cba", "--trace")
     assert code == 0 and "training" not in err
     assert out.splitlines()[0] == "start [c, b, a, <sep>]  (heads=2, head_dim=3)"
     assert out.splitlines()[-1] == "cba -> abc"
 
 
-def test_train_eval_trace_with_an_explicit_checkpoint(workdir, capsys):
+def test_train_eval_trace_with_an_explicit_checkpoint(workdir, cli):
     path = str(workdir / "m.safetensors")
-    code, out, _ = run(capsys, "train", "--seed", "1", "--checkpoint", path)
+    code, out, _ = cli("train", "--seed", "1", "--checkpoint", path)
     assert code == 0 and "Model accuracy on 27 triples: 27/27" in out
-    code, out, _ = run(capsys, "eval", "--checkpoint", path)
+    code, out, _ = cli("eval", "--checkpoint", path)
     lines = out.splitlines()
     assert code == 0 and lines[-1] == "Model accuracy on 27 triples: 27/27"
     assert sum(line.endswith("✓") for line in lines) == 27
-    code, out, _ = run(capsys, "trace", "ccb", "--checkpoint", path)
+    code, out, _ = cli("trace", "ccb", "--checkpoint", path)
     assert code == 0 and out.splitlines()[-1].endswith("-> outputs [b, c, c]")
 
 
-def test_sort_reads_stdin_with_dash(workdir, capsys, monkeypatch):
+def test_sort_reads_stdin_with_dash(workdir, cli, monkeypatch):
     import io
 
-    run(capsys, "train")
+    cli("train")
     monkeypatch.setattr(sys, "stdin", io.StringIO("abc\nCBA\n"))
-    code, out, _ = run(capsys, "sort", "-")
+    code, out, _ = cli("sort", "-")
     assert code == 0 and out.splitlines() == ["abc -> abc", "cba -> abc"]
 
 
@@ -76,9 +59,9 @@ BAD_INPUTS = ["ab", "abcd", "abd", "a1c", "a c", "", "ça", "x" * 5000]
 
 
 @pytest.mark.parametrize("text", BAD_INPUTS)
-def test_bad_sort_input_is_one_line_and_exit_2(workdir, capsys, text):
-    run(capsys, "train")
-    code, out, err = run(capsys, "sort", "abc", text)
+def test_bad_sort_input_is_one_line_and_exit_2(workdir, cli, text):
+    cli("train")
+    code, out, err = cli("sort", "abc", text)
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and "3 letters from {a, b, c}" in err
 
@@ -95,44 +78,44 @@ def test_bad_sort_input_is_one_line_and_exit_2(workdir, capsys, text):
     (["frobnicate"], "unknown command"),
     (["sort"], "INPUT"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(workdir, capsys, argv, needle):
-    code, _, err = run(capsys, *argv)
+def test_bad_arguments_are_one_line_and_exit_2(workdir, cli, argv, needle):
+    code, _, err = cli(*argv)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and needle in err
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"{}"])
-def test_broken_checkpoint_is_refused_and_left_alone(workdir, capsys, content):
+def test_broken_checkpoint_is_refused_and_left_alone(workdir, cli, content):
     path = workdir / "runs" / "e6" / "model.safetensors"
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     for argv in (["sort", "abc"], ["eval"], ["trace", "abc"]):
-        code, out, err = run(capsys, *argv)
+        code, out, err = cli(*argv)
         assert code == 2 and out == "" and len(err.splitlines()) == 1
     assert path.read_bytes() == content  # nothing was overwritten
 
 
-def test_truncated_checkpoint_is_refused(workdir, capsys):
-    run(capsys, "train")
+def test_truncated_checkpoint_is_refused(workdir, cli):
+    cli("train")
     path = workdir / "runs" / "e6" / "model.safetensors"
     path.write_bytes(path.read_bytes()[:300])
-    code, _, err = run(capsys, "eval")
+    code, _, err = cli("eval")
     assert code == 2 and "not a readable safetensors file" in err
 
 
-def test_unwritable_checkpoint_path_is_one_line(workdir, capsys):
+def test_unwritable_checkpoint_path_is_one_line(workdir, cli):
     (workdir / "blocker").write_text("a file, not a folder")
-    code, _, err = run(capsys, "train", "--checkpoint", str(workdir / "blocker" / "m.safetensors"))
+    code, _, err = cli("train", "--checkpoint", str(workdir / "blocker" / "m.safetensors"))
     assert code == 2 and len(err.splitlines()) == 1 and "cannot write" in err
 
 
-def test_interactive_prompt_sorts_and_asks_again_on_bad_input(workdir, capsys, monkeypatch):
-    from zeptogpt import cli
+def test_interactive_prompt_sorts_and_asks_again_on_bad_input(workdir, capsys, monkeypatch, cli):
+    from zeptogpt import cli as module
 
     answers = iter(["caa", "abz", "ccb", ""])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
-    run(capsys, "train")
-    cli._interactive(cli._load_or_train(cli.build_parser().parse_args(["eval"])))
+    cli("train")
+    module._interactive(module._load_or_train(module.build_parser().parse_args(["eval"])))
     out = capsys.readouterr().out
     assert "outputs [a, a, c]" in out and "outputs [b, c, c]" in out
     assert "error: 'abz' has characters outside the alphabet ('z')" in out
@@ -141,7 +124,7 @@ def test_interactive_prompt_sorts_and_asks_again_on_bad_input(workdir, capsys, m
 # --- as a real process -----------------------------------------------------------------------
 
 def test_main_job_without_a_terminal(tmp_path):
-    p = cli(cwd=tmp_path)
+    p = process(cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "Trainable parameters: 318" in p.stdout
     assert "Model accuracy on 27 triples: 27/27" in p.stdout
@@ -152,8 +135,8 @@ def test_main_job_without_a_terminal(tmp_path):
 
 
 def test_real_process_errors_have_no_traceback(tmp_path):
-    assert cli("train", "--seed", "x", cwd=tmp_path).returncode == 2
-    big = cli("sort", "-", stdin="a" * 10**6 + "\n", cwd=tmp_path)
+    assert process("train", "--seed", "x", cwd=tmp_path).returncode == 2
+    big = process("sort", "-", stdin="a" * 10**6 + "\n", cwd=tmp_path)
     assert big.returncode == 2, big.stderr
     last = big.stderr.strip().splitlines()[-1]
     assert "Traceback" not in big.stderr and len(last) < 200 and "3 letters" in last
@@ -161,11 +144,11 @@ def test_real_process_errors_have_no_traceback(tmp_path):
     bad = tmp_path / "runs" / "e6" / "model.safetensors"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"\x00" * 64)
-    p = cli("sort", "abc", cwd=tmp_path)
+    p = process("sort", "abc", cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
 
 
 def test_help_works_for_every_command():
     for command in ("run", "train", "eval", "sort", "trace", "params"):
-        p = cli(command, "--help")
+        p = process(command, "--help")
         assert p.returncode == 0 and "usage: zeptogpt " + command in p.stdout

@@ -4,7 +4,6 @@
 import pytest
 import torch
 
-from zeptogpt.cli import main
 from zeptogpt.plots import (
     plot_attention,
     plot_curves,
@@ -99,23 +98,8 @@ def test_sweep_files_are_checked(tmp_path):
         assert "\n" not in str(e.value)
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_train_writes_the_log_and_plot_draws_every_picture(workdir, capsys):
-    code, out, _ = run(capsys, "train")
+def test_cli_train_writes_the_log_and_plot_draws_every_picture(workdir, cli):
+    code, out, _ = cli("train")
     assert code == 0
     ckpt = workdir / "runs" / "e6" / "model.safetensors"
     rows = read_log(log_path(ckpt))
@@ -127,17 +111,17 @@ def test_cli_train_writes_the_log_and_plot_draws_every_picture(workdir, capsys):
     for argv, name in [(["attention", "CAB"], "attention-cab.png"),
                        (["lens", "bca"], "lens-bca.png"),
                        (["weights"], "weights.png"), (["curves"], "curves.png")]:
-        code, out, err = run(capsys, "plot", *argv)
+        code, out, err = cli("plot", *argv)
         assert code == 0, err
         assert out.strip() == f"runs/e6/{name}"
         assert (workdir / out.strip()).read_bytes()[:8] == PNG
 
 
-def test_cli_plot_curves_of_a_sweep(workdir, capsys):
-    code, _, err = run(capsys, "sweep", "--seeds", "3", "--steps", "60", "--threads", "1",
+def test_cli_plot_curves_of_a_sweep(workdir, cli):
+    code, _, err = cli("sweep", "--seeds", "3", "--steps", "60", "--threads", "1",
                        "--json", "s.json", "--csv", "s.csv")
     assert code == 0, err
-    code, out, err = run(capsys, "plot", "curves", "--sweep", "s.json", "--out", "pics")
+    code, out, err = cli("plot", "curves", "--sweep", "s.json", "--out", "pics")
     assert code == 0, err
     assert out.strip() == "pics/solved-share.png" and (workdir / "pics/solved-share.png").is_file()
 
@@ -152,17 +136,17 @@ def test_cli_plot_curves_of_a_sweep(workdir, capsys):
     (["plot", "curves", "--sweep", "missing.json"], "cannot read the sweep results"),
     (["plot", "attention", "abc", "--sweep", "x.json"], "--sweep goes with"),
 ])
-def test_cli_plot_errors_are_one_line_exit_2(workdir, capsys, argv, needle):
-    code, out, err = run(capsys, *argv)
+def test_cli_plot_errors_are_one_line_exit_2(workdir, cli, argv, needle):
+    code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and needle in err
     assert not list(workdir.rglob("*.png"))  # nothing half-written
 
 
-def test_cli_plot_curves_without_a_log_says_how_to_make_one(workdir, capsys):
-    run(capsys, "train")
+def test_cli_plot_curves_without_a_log_says_how_to_make_one(workdir, cli):
+    cli("train")
     (workdir / "runs/e6/model.log.jsonl").unlink()
-    code, _, err = run(capsys, "plot", "curves")
+    code, _, err = cli("plot", "curves")
     assert code == 2 and "no training log" in err and "zeptogpt train" in err
 
 

@@ -3,7 +3,6 @@ import json
 import pytest
 
 from zeptogpt import ModelConfig, Recipe
-from zeptogpt.cli import main
 from zeptogpt.sweep import from_csv, from_json, run_sweep, to_csv, to_json, variants_table
 
 
@@ -38,18 +37,9 @@ def test_variants_table_keeps_the_seed_words(small_sweep):
     assert f"{100 * s.share_solved:.1f} % ({s.solved}/24)" in table
 
 
-def run(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_sweep_command_prints_and_saves(tmp_path, capsys):
+def test_sweep_command_prints_and_saves(tmp_path, cli):
     j, c = tmp_path / "out" / "s.json", tmp_path / "s.csv"
-    code, out, _ = run(capsys, "sweep", "--seeds", "6", "--steps", "300", "--threads", "1",
+    code, out, _ = cli("sweep", "--seeds", "6", "--steps", "300", "--threads", "1",
                        "--json", str(j), "--csv", str(c))
     assert code == 0, out
     assert "e6 (318 params): 6/6 seeds solved (100.0 %)" in out
@@ -66,17 +56,17 @@ def test_sweep_command_prints_and_saves(tmp_path, capsys):
     (["--steps", "0"], "positive integer"),
     (["--json", "/proc/zeptogpt/x.json"], "cannot write"),
 ])
-def test_bad_sweep_arguments(tmp_path, monkeypatch, capsys, argv, needle):
+def test_bad_sweep_arguments(tmp_path, monkeypatch, cli, argv, needle):
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "sweep", "--seeds", "2", "--steps", "5", *argv)
+    code, out, err = cli("sweep", "--seeds", "2", "--steps", "5", *argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "runs").exists()  # no partial result file
 
 
-def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
+def test_unwritable_output_is_refused_before_training(tmp_path, cli):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run(capsys, "sweep", "--seeds", "2", "--csv", str(blocker / "a.csv"),
+    code, _, err = cli("sweep", "--seeds", "2", "--csv", str(blocker / "a.csv"),
                        "--json", str(tmp_path / "a.json"))
     assert code == 2 and "cannot write" in err
     assert not (tmp_path / "a.json").exists()
