@@ -35,7 +35,7 @@ def test_batched_and_single_stay_together_for_20_steps(task):
 
 def test_verdicts_agree_over_64_seeds(task):
     """A step limit near the median makes the verdicts a real question (about half solve)."""
-    recipe = Recipe(max_steps=70)
+    recipe = Recipe(max_steps=50)
     batched = train(task, ModelConfig(), recipe, seeds=range(64)).results
     single = [train(task, ModelConfig(), recipe, seeds=[s]).results[0] for s in range(64)]
     agree = sum(b.solved == s.solved for b, s in zip(batched, single))

@@ -57,13 +57,7 @@ def _positive_float(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
+    return _integer(text, 0, 65535, "a port from 0 to 65535")
 
 
 def _variant(text: str) -> str:

@@ -28,7 +28,8 @@ class Recipe:
     max_steps: int = 2000  # step limit: a seed not solved by then counts as a failure
     lr: float = 0.03  # Adam step size; full-batch gradients are exact, so it can be large
     warmup: int = 0  # steps of linear learning-rate warm-up
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
+    betas: tuple[float, float] = (0.8, 0.85)  # Adam's memory: short, so it follows the landscape
+    weight_decay: float = 0.03  # decoupled (AdamW) decay; frees seeds stuck without positions
     objective: str = "answer"  # "answer": loss on the output only; "full": every next token (seed)
     batch_size: int = 0  # 0: all sequences every step (exact gradient); N: sample N like the seed
     margin: float = 0.9  # solved = all correct greedily and every answer token has p >= margin
@@ -90,7 +91,7 @@ def train(
     models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in seeds]
     params, _ = stack_module_state(models)  # name -> [K, ...] leaf tensors
     template = models[0]  # the one definition of the network; weights come from `params`
-    optimizer = Adam(params, recipe.betas)
+    optimizer = Adam(params, recipe.betas, recipe.weight_decay)
     inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
     answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
     sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
@@ -158,8 +159,10 @@ class Adam:
     times a whole training run here), and because shrinking its state when seeds leave is awkward.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], betas=(0.9, 0.999), eps=1e-8) -> None:
+    def __init__(self, params: dict[str, torch.Tensor], betas=(0.9, 0.999), weight_decay=0.0,
+                 eps=1e-8) -> None:
         self.params, self.betas, self.eps, self.t = params, betas, eps, 0  # name -> [K, ...]
+        self.weight_decay = weight_decay
         self.m = [torch.zeros_like(p) for p in params.values()]  # first moments
         self.v = [torch.zeros_like(p) for p in params.values()]  # second moments
 
@@ -176,6 +179,8 @@ class Adam:
         denom = torch._foreach_sqrt(self.v)
         torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
         torch._foreach_add_(denom, self.eps)
+        if self.weight_decay:
+            torch._foreach_mul_(params, 1 - lr * self.weight_decay)
         torch._foreach_addcdiv_(params, self.m, denom, value=-lr / (1 - b1**self.t))
         for p in params:
             p.grad = None
