@@ -1,6 +1,6 @@
 """The batched training engine, measured side by side in one run (issue 3's targets).
 
-    python bench/bench_engine.py [--steps 30] [--threads 1 2] [--sweep 1000] [--profile 256]
+    python bench/bench_engine.py [--steps 20] [--threads 1 2] [--sweep 1000] [--profile 256]
 
 Prints, for K = 1, 64, 256, 1024 seeds trained as one batch, the cost per model-step (one seed,
 one optimizer update) and the speed-up over running the single-seed trainer K times; then the
@@ -20,14 +20,13 @@ from zeptogpt.sweep import format_summary, run_sweep
 
 
 def per_model_step(task: SortTask, k: int, steps: int) -> float:
-    """Seconds per model-step for K seeds over a fixed number of updates (none solves by then)."""
+    """Seconds per model-step for K seeds over a fixed number of updates (few solve by then; any
+    that does leaves the batch, and the cost is divided by the work actually done)."""
     recipe = Recipe(max_steps=steps)
     train(task, ModelConfig(), Recipe(max_steps=2), seeds=range(k))  # warm the allocator
     t = time.perf_counter()
     result = train(task, ModelConfig(), recipe, seeds=range(k))
-    elapsed = time.perf_counter() - t
-    assert result.model_steps == k * steps, "a seed solved early: use fewer --steps"
-    return elapsed / result.model_steps
+    return (time.perf_counter() - t) / result.model_steps
 
 
 def single_seed_loop(task: SortTask, k: int, steps: int) -> float:
@@ -40,7 +39,7 @@ def single_seed_loop(task: SortTask, k: int, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="updates per timing (default 30)")
+    parser.add_argument("--steps", type=int, default=20, help="updates per timing (default 20)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 64, 256, 1024])
     parser.add_argument("--sweep", type=int, default=1000, help="seeds to train to their verdict")
