@@ -79,3 +79,15 @@ def test_same_generator_seed_same_weights():
 def test_bad_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         ModelConfig(**kwargs)
+
+
+def test_computing_from_a_later_start_gives_the_same_outputs():
+    """Skipping the prompt's queries changes nothing at the positions that are computed."""
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(3))
+    idx = torch.tensor([[3, 1, 2, 0, 1, 2], [1, 1, 1, 0, 1, 1]])
+    full, full_cache = model.run_with_cache(idx)
+    for start in range(6):
+        part, cache = model.run_with_cache(idx, start)
+        torch.testing.assert_close(part, full[:, start:])
+        torch.testing.assert_close(cache["pattern"], full_cache["pattern"][:, :, start:])
+        torch.testing.assert_close(cache["resid_post"], full_cache["resid_post"][:, start:])

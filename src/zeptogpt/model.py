@@ -1,7 +1,8 @@
 """The network: a one-block, decoder-only transformer with a tied LM head.
 
-Shape letters: B batch, T tokens so far, V vocabulary, E embedding (d_model), H heads,
-D head dimension (E // H), M MLP hidden width. Weights are named like the math
+Shape letters: B batch, T tokens so far, S positions whose output is computed (T unless asked
+otherwise), V vocabulary, E embedding (d_model), H heads, D head dimension (E // H), M MLP hidden
+width. Weights are named like the math
 (TransformerLens style): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out; the unembedding is W_E.T.
 """
 
@@ -150,33 +151,40 @@ class ZeptoGPT(nn.Module):
             fan_in = 1 if name in ("W_E", "W_pos") else p.shape[-2]
             nn.init.normal_(p, std=1 / math.sqrt(fan_in), generator=generator)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Next-token logits for every position. Usage: ``logits = model(idx)  # [B, T, V]``"""
-        return self.run_with_cache(idx)[0]
+    def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Next-token logits from position ``start`` on. Usage: ``model(idx)  # [B, T, V]``"""
+        return self.run_with_cache(idx, start)[0]
 
-    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits plus every intermediate activation by name, for traces and the logit lens."""
+    def run_with_cache(
+        self, idx: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits plus every intermediate activation by name, for traces and the logit lens.
+
+        Past the keys and values, only positions ``start`` and later are computed (S = T - start
+        of them): in one block, earlier positions reach later ones only as keys and values, so a
+        loss on the answer alone need not pay for the prompt's queries, MLP and logits.
+        """
         T = idx.shape[-1]
         x = self.W_E[..., idx, :]  # [..., B, T, E]
         if self.W_pos is not None:
             x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
         embed = x
         h = self.ln1(x)  # [..., B, T, E]
-        q = torch.einsum("...bte,...hed->...bhtd", h, self.W_Q)  # [..., B, H, T, D]
+        q = torch.einsum("...bse,...hed->...bhsd", h[..., start:, :], self.W_Q)  # [..., B, H, S, D]
         k = torch.einsum("...bte,...hed->...bhtd", h, self.W_K)  # [..., B, H, T, D]
         v = torch.einsum("...bte,...hed->...bhtd", h, self.W_V)  # [..., B, H, T, D]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.config.d_head)  # [..., B, H, T, T]
-        scores = scores.masked_fill(self.future[:T, :T], float("-inf"))  # [..., B, H, T, T]
-        pattern = scores.softmax(dim=-1)  # [..., B, H, T, T]
-        z = pattern @ v  # [..., B, H, T, D]
-        attn_out = torch.einsum("...bhtd,...hde->...bte", z, self.W_O)  # [..., B, T, E]
-        x = x + attn_out  # [..., B, T, E]
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.config.d_head)  # [..., B, H, S, T]
+        scores = scores.masked_fill(self.future[start:T, :T], float("-inf"))  # [..., B, H, S, T]
+        pattern = scores.softmax(dim=-1)  # [..., B, H, S, T]
+        z = pattern @ v  # [..., B, H, S, D]
+        attn_out = torch.einsum("...bhsd,...hde->...bse", z, self.W_O)  # [..., B, S, E]
+        x = x[..., start:, :] + attn_out  # [..., B, S, E]
         resid_mid = x
-        h = self.ln2(x)  # [..., B, T, E]
-        hidden = F.relu(torch.einsum("...bte,...em->...btm", h, self.W_in))  # [..., B, T, M]
-        x = x + torch.einsum("...btm,...me->...bte", hidden, self.W_out)  # [..., B, T, E]
+        h = self.ln2(x)  # [..., B, S, E]
+        hidden = F.relu(torch.einsum("...bse,...em->...bsm", h, self.W_in))  # [..., B, S, M]
+        x = x + torch.einsum("...bsm,...me->...bse", hidden, self.W_out)  # [..., B, S, E]
         resid_post = x
-        logits = self.unembed(x)  # [..., B, T, V]
+        logits = self.unembed(x)  # [..., B, S, V]
         cache = dict(embed=embed, pattern=pattern, attn_out=attn_out, resid_mid=resid_mid,
                      mlp_hidden=hidden, resid_post=resid_post)
         return logits, cache

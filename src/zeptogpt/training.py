@@ -94,6 +94,10 @@ def train(
     optimizer = Adam(params, recipe.betas, recipe.weight_decay)
     inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
     answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
+    # The answer objective needs outputs from <sep> on only: the model skips the rest.
+    start = task.answer.start if recipe.objective == "answer" else 0
+    targets = targets[:, start:]  # [N, S]
+    at_answer = slice(task.answer.start - start, task.answer.stop - start)
     sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
 
     active = list(range(len(seeds)))  # positions in `seeds` of the models still training
@@ -101,12 +105,12 @@ def train(
     logs: list[list] = [[] for _ in seeds]
     model_steps = 0
     for step in range(recipe.max_steps + 1):
-        logits = functional_call(template, optimizer.params, (inputs,))  # [K, N, T-1, V]
+        logits = functional_call(template, optimizer.params, (inputs, start))  # [K, N, S, V]
         loss = _per_model_loss(logits, targets)  # [K]
         with torch.no_grad():
             # Teacher-forced answers equal greedy decoding's whenever every earlier answer token
             # is right, so an input counts as correct here exactly when greedy decoding sorts it.
-            probs = letter_probs(logits[:, :, task.answer], task.sep_id)  # [K, N, L, V]
+            probs = letter_probs(logits[:, :, at_answer], task.sep_id)  # [K, N, L, V]
             hit = probs.argmax(-1) == answer  # [K, N, L]
             correct = hit.all(-1).sum(-1)  # [K]
             p_answer = probs.gather(-1, answer.expand(hit.shape)[..., None])[..., 0]  # [K, N, L]
@@ -130,7 +134,7 @@ def train(
             break
         if sampler is not None:
             batch = torch.randint(len(inputs), (recipe.batch_size,), generator=sampler)
-            logits = functional_call(template, optimizer.params, (inputs[batch],))  # [K, B, T-1, V]
+            logits = functional_call(template, optimizer.params, (inputs[batch], start))
             loss = _per_model_loss(logits, targets[batch])  # [K]
         loss.sum().backward()  # seeds share no weights, so each gets its own gradient
         if bool(done.any()):
