@@ -1,3 +1,5 @@
+import time
+
 import torch
 
 from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
@@ -36,7 +38,9 @@ def test_same_seed_gives_bit_identical_weights(task):
 
 
 def test_training_stops_when_solved_or_at_the_limit(task):
+    before = time.perf_counter()
     limited = train(task, ModelConfig(), Recipe(max_steps=5)).results[0]
+    assert 0 <= limited.seconds <= time.perf_counter() - before  # a duration, within the call
     assert (limited.solved, limited.steps) == (False, 5)
     assert len(limited.log) == 6  # steps 0..5, each logged
     solved = train(task, ModelConfig()).results[0]

@@ -87,7 +87,7 @@ def train(
     """
     if not seeds:
         raise ValueError("at least one seed is needed")
-    start = time.perf_counter()
+    started = time.perf_counter()
     models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in seeds]
     params, _ = stack_module_state(models)  # name -> [K, ...] leaf tensors
     template = models[0]  # the one definition of the network; weights come from `params`
@@ -119,7 +119,7 @@ def train(
             done = solved | (step == recipe.max_steps)  # [K]
         if on_step is not None:
             on_step(step, loss.detach(), correct, len(active))
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - started
         losses, corrects = loss.tolist(), correct.tolist()
         for i, k in enumerate(active):
             logs[k].append((step, losses[i], corrects[i]))
