@@ -1,6 +1,7 @@
 # `make run`: set up .venv and run the main job. `make test`: set up .venv and run every test.
 # The set-up happens once; later calls reuse .venv until requirements.txt or pyproject.toml change.
-# `make serve`: the local web page (after a `zeptogpt train`). `make bench-serve`: its speed.
+# `make serve`: the local web page (after a `zeptogpt train`). `make bench`: the core and engine
+# timings; `make bench-serve`: the web page's.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,12 +14,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/ruff check src tests bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py
+	$(BIN)/python bench/bench_engine.py
 
 bench-serve: $(STAMP)
 	$(BIN)/python bench/bench_serve.py
