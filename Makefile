@@ -13,8 +13,8 @@ run: $(STAMP)
 	$(BIN)/zeptogpt
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
