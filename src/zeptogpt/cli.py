@@ -579,7 +579,11 @@ class _Progress:
 
 
 class _SweepProgress:
-    """A tqdm bar over seeds: how many are solved, failed and still training."""
+    """A tqdm bar over seeds: solved so far, and how many are still training.
+
+    Seeds leave the batch before the step limit only by being solved (at the limit the rest
+    fail together, and the bar closes), so every seed that has left is a solved one.
+    """
 
     def __init__(self, name: str, seeds: int) -> None:
         from tqdm import tqdm
@@ -590,10 +594,10 @@ class _SweepProgress:
 
     def __call__(self, step: int, loss, correct, active: int) -> None:
         done = self.seeds - active  # seeds that left before this step
+        self.bar.set_postfix_str(f"solved {done}, training {active}, step {step}", refresh=False)
         if done != self.finished:
-            self.bar.update(done - self.finished)
+            self.bar.update(done - self.finished)  # redraws, postfix included
             self.finished = done
-        self.bar.set_postfix_str(f"step {step}, training {active}", refresh=False)
 
     def __enter__(self) -> _SweepProgress:
         return self
