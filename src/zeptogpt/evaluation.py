@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from zeptogpt.model import ZeptoGPT
-from zeptogpt.task import SortTask
+from zeptogpt.task import SEP, SortTask
 
 
 def letter_probs(logits: torch.Tensor, sep_id: int) -> torch.Tensor:
@@ -34,7 +34,7 @@ def decode(model: ZeptoGPT, task: SortTask, inputs: Sequence[str]) -> Decoding:
 
     Usage: ``decode(model, task, ["caa", "bac"]).outputs == ["aac", "abc"]``
     """
-    prompt = [task.encode([*x, "<sep>"]) for x in inputs]
+    prompt = [task.encode([*x, SEP]) for x in inputs]
     ids = torch.tensor(prompt)  # [N, length + 1]
     steps = []
     for _ in range(task.length):

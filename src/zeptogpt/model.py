@@ -2,7 +2,7 @@
 
 Shape letters: B batch, T tokens so far, S positions whose output is computed (T unless asked
 otherwise), V vocabulary, E embedding (d_model), H heads, D head dimension (E // H), M MLP hidden
-width. Weights are named like the math
+width; a leading "..." is an optional stack of models. Weights are named like the math
 (TransformerLens style): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out; the unembedding is W_E.T.
 """
 
@@ -106,6 +106,9 @@ class LayerNorm(nn.Module):
         self.eps = eps
         self.w = nn.Parameter(torch.ones(n))  # [E]
         self.b = nn.Parameter(torch.zeros(n))  # [E]
+
+    def extra_repr(self) -> str:
+        return f"{self.w.shape[-1]}, eps={self.eps}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(-1, keepdim=True)  # [..., B, T, E]
