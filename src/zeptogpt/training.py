@@ -98,6 +98,9 @@ def train(
     start = task.answer.start if recipe.objective == "answer" else 0
     targets = targets[:, start:]  # [N, S]
     at_answer = slice(task.answer.start - start, task.answer.stop - start)
+    # Sampled minibatches (the seed's way) are shared by all seeds of one call, drawn from the
+    # first seed: one seed alone gets the same batches whichever batch it is trained in only
+    # when it is the first.
     sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
 
     active = list(range(len(seeds)))  # positions in `seeds` of the models still training
