@@ -88,6 +88,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed of the initial weights (default 0)")
+    _add_recipe_options(p)
+
+
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
                    help="step limit: stop there if not solved before (default 2000)")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.03)")
@@ -141,9 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seeds per variant (default 256)")
     sweep.add_argument("--first-seed", type=_seed, default=0, metavar="N",
                        help="seeds are N, N+1, ... (default 0)")
-    sweep.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
-                       help="step limit per seed (default 2000)")
-    sweep.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: recipe's)")
+    _add_recipe_options(sweep)
     sweep.add_argument("--json", type=Path, metavar="FILE",
                        help="save the results as JSON (default runs/sweep/<name>.json)")
     sweep.add_argument("--csv", type=Path, metavar="FILE",
@@ -296,8 +298,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UserError(f"cannot write {path}: {e}") from None
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     task = SortTask()
-    recipe = _recipe(argparse.Namespace(steps=args.steps, objective=None, lr=args.lr,
-                                        batch_size=None))
+    recipe = _recipe(args)
     sweeps = []
     for name in names:
         with _SweepProgress(name, args.seeds) as progress:
