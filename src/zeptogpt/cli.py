@@ -274,14 +274,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import torch
 
     from zeptogpt.checkpoint import RUNS_DIR, write_atomic
-    from zeptogpt.model import VARIANTS
+    from zeptogpt.model import VARIANTS, variant_config
     from zeptogpt.sweep import (
         check_writable,
         format_summary,
         run_sweep,
         to_csv,
         to_json,
-        variant_config,
         variants_table,
     )
     from zeptogpt.task import SortTask
@@ -302,7 +301,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sweeps = []
     for name in names:
         with _SweepProgress(name, args.seeds) as progress:
-            sweeps.append(run_sweep(task, variant_config(task, name), args.seeds, recipe,
+            config = variant_config(name, task.vocab_size, task.seq_len)
+            sweeps.append(run_sweep(task, config, args.seeds, recipe,
                                     args.first_seed, on_step=progress))
         print(format_summary(sweeps[-1].summary), flush=True)
     if args.all_variants:
@@ -388,17 +388,14 @@ _COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, tra
 
 def _model_config(args: argparse.Namespace):
     """The task and the architecture the flags ask for."""
-    from zeptogpt.model import VARIANTS, ModelConfig
+    from zeptogpt.model import variant_config
     from zeptogpt.task import SortTask
 
     task = SortTask()
-    spec = dict(VARIANTS[args.variant])
-    for flag, key in (("embed", "n_embd"), ("heads", "n_head"), ("mlp", "mlp_mult"),
-                      ("pos", "pos_embed")):
-        if getattr(args, flag) is not None:
-            spec[key] = getattr(args, flag)
+    flags = dict(n_embd=args.embed, n_head=args.heads, mlp_mult=args.mlp, pos_embed=args.pos)
+    overrides = {k: v for k, v in flags.items() if v is not None}
     try:
-        return task, ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len, **spec)
+        return task, variant_config(args.variant, task.vocab_size, task.seq_len, **overrides)
     except ValueError as e:
         raise UserError(str(e)) from None
 

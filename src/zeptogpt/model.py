@@ -83,6 +83,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def variant_config(name: str, vocab_size: int = 4, block_size: int = 7, **overrides) -> ModelConfig:
+    """A named variant sized for a task, with any architecture field overridden.
+
+    Usage: ``variant_config("e6-nopos", task.vocab_size, task.seq_len)``
+    """
+    return ModelConfig(vocab_size=vocab_size, block_size=block_size,
+                       **(VARIANTS[name] | overrides))
+
+
 def variant_name(config: ModelConfig) -> str:
     """The variant's name if the architecture is a named one, else a name built from its sizes."""
     arch = dict(n_embd=config.n_embd, n_head=config.n_head, mlp_mult=config.mlp_mult,

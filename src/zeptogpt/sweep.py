@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from zeptogpt.model import VARIANTS, ModelConfig
+from zeptogpt.model import VARIANTS, ModelConfig, variant_name
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile, train
 
@@ -70,8 +70,6 @@ def run_sweep(
 
     Usage: ``run_sweep(SortTask(), ModelConfig(), seeds=256).summary.share_solved``
     """
-    from zeptogpt.model import variant_name
-
     start = time.perf_counter()
     result = train(task, config, recipe, range(first_seed, first_seed + seeds), on_step=on_step)
     wall = time.perf_counter() - start
@@ -84,11 +82,6 @@ def run_sweep(
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
         wall_seconds=round(wall, 3), model_steps=result.model_steps)
     return Sweep(summary, [r.steps if r.solved else None for r in result.results])
-
-
-def variant_config(task: SortTask, name: str) -> ModelConfig:
-    """The named variant sized for ``task``."""
-    return ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len, **VARIANTS[name])
 
 
 def format_summary(s: SweepSummary) -> str:

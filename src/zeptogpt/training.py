@@ -203,11 +203,6 @@ class Adam:
         self.v = [v[keep] for v in self.v]
 
 
-def solve_rate_steps(results: Sequence[SeedResult]) -> list[int]:
-    """Steps to solve of the solved seeds, sorted (for medians and percentiles)."""
-    return sorted(r.steps for r in results if r.solved)
-
-
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of sorted ``values``; nan when empty."""
     if not values:
