@@ -152,3 +152,15 @@ def test_help_works_for_every_command():
     for command in ("run", "train", "eval", "sort", "trace", "params"):
         p = process(command, "--help")
         assert p.returncode == 0 and "usage: zeptogpt " + command in p.stdout
+
+
+def test_a_reader_that_leaves_early_is_not_a_traceback(tmp_path):
+    """`zeptogpt sweep ... | head -1` closes the pipe while the command still prints."""
+    p = subprocess.Popen([sys.executable, "-m", "zeptogpt", "sweep", "--seeds", "2", "--threads",
+                          "1", "--json", "s.json", "--csv", "s.csv"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    p.stdout.close()  # the reader leaves after one line; three more are still to come
+    err = p.stderr.read()
+    assert p.wait(timeout=120) in (0, 141)
+    assert "Traceback" not in err
