@@ -13,11 +13,11 @@ run: $(STAMP)
 	$(BIN)/zeptogpt
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench notebooks
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench notebooks
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py

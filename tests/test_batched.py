@@ -54,3 +54,26 @@ def test_seeds_leave_the_batch_when_done(task):
     assert [r.seed for r in result.results] == SEEDS
     for r in result.results:
         assert len(r.log) == r.steps + 1
+
+
+def test_each_seed_keeps_the_weights_of_its_own_verdict(task):
+    """Seeds leave at different steps; each must come back with its own weights from that step.
+    Float noise grows over many steps (a few seeds drift to another stopping step), so the
+    comparison is made for the seeds whose batched and single runs stop at the same step."""
+    batched = train(task, ModelConfig(), Recipe(max_steps=400), seeds=SEEDS)
+    compared = set()
+    for seed, model, result in zip(SEEDS, batched.models, batched.results):
+        single = train(task, ModelConfig(), Recipe(max_steps=400), seeds=[seed])
+        if single.results[0].steps != result.steps:
+            continue
+        compared.add(result.steps)
+        for name, p in weights(model).items():
+            torch.testing.assert_close(p, weights(single.models[0])[name], rtol=1e-3, atol=1e-4)
+            assert not p.requires_grad
+    assert len(compared) >= 4  # several seeds, each leaving at a different step
+
+
+def test_training_leaves_the_global_random_state_alone(task):
+    before = torch.get_rng_state()
+    models = train(task, ModelConfig(), Recipe(max_steps=3), seeds=[0, 1]).models
+    assert len(models) == 2 and torch.equal(torch.get_rng_state(), before)

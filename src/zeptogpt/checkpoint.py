@@ -105,7 +105,7 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} has an unknown config ({e})") from None
     if (config.vocab_size, config.block_size) != (task.vocab_size, task.seq_len):
         raise CheckpointError(f"{path}: the model's vocabulary or context does not fit its task")
-    model = ZeptoGPT(config)
+    model = ZeptoGPT(config, torch.Generator())  # weights come from the file; global RNG untouched
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:

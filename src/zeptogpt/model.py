@@ -103,6 +103,18 @@ def variant_name(config: ModelConfig) -> str:
     return f"e{config.n_embd}-h{config.n_head}-mlp{config.mlp_mult}-{pos}"
 
 
+@torch.no_grad()
+def init_weight(name: str, weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    """Initialise the weight called ``name`` in place; ZeptoGPT draws its weights in
+    ``named_parameters()`` order from one generator. Usage: ``init_weight("W_Q", w, g)``"""
+    if name.startswith("ln"):
+        weight.fill_(1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm
+        return
+    # unit-variance embeddings (as nn.Embedding); matrices scaled by their fan-in
+    fan_in = 1 if name in ("W_E", "W_pos") else weight.shape[-2]
+    weight.normal_(std=1 / math.sqrt(fan_in), generator=generator)
+
+
 class LayerNorm(nn.Module):
     """LayerNorm whose weight and bias may carry a leading stack of models (see ZeptoGPT).
 
@@ -156,12 +168,7 @@ class ZeptoGPT(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Initialise every weight from ``generator``, so a seed fixes the whole model."""
         for name, p in self.named_parameters():
-            if name.startswith("ln"):
-                nn.init.constant_(p, 1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm
-                continue
-            # unit-variance embeddings (as nn.Embedding); matrices scaled by their fan-in
-            fan_in = 1 if name in ("W_E", "W_pos") else p.shape[-2]
-            nn.init.normal_(p, std=1 / math.sqrt(fan_in), generator=generator)
+            init_weight(name, p, generator)
 
     def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Next-token logits from position ``start`` on. Usage: ``model(idx)  # [B, T, V]``"""

@@ -11,13 +11,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state
+from torch.func import functional_call
 
 from zeptogpt.evaluation import letter_probs
-from zeptogpt.model import ModelConfig, ZeptoGPT
+from zeptogpt.model import ModelConfig, ZeptoGPT, init_weight
 from zeptogpt.task import IGNORE, OBJECTIVES, SortTask
 
 
@@ -63,11 +64,22 @@ class SeedResult:
 
 @dataclass
 class TrainResult:
-    """Trained models and their results, in the order of the seeds asked for."""
+    """Trained weights and results, in the order of the seeds asked for."""
 
-    models: list[ZeptoGPT]
+    config: ModelConfig
+    weights: dict[str, torch.Tensor] = field(repr=False)  # name -> [K, ...] at each verdict
     results: list[SeedResult]
     model_steps: int  # sum over steps of the seeds still in the batch: the work actually done
+
+    @cached_property
+    def models(self) -> list[ZeptoGPT]:
+        """One module per seed, built on first use (a sweep of 1,000 seeds never needs them)."""
+        models = []
+        for k in range(len(self.results)):
+            model = ZeptoGPT(self.config, torch.Generator())  # leaves the global RNG alone
+            model.load_state_dict({name: w[k] for name, w in self.weights.items()})
+            models.append(model.requires_grad_(False))
+        return models
 
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]
@@ -88,9 +100,9 @@ def train(
     if not seeds:
         raise ValueError("at least one seed is needed")
     started = time.perf_counter()
-    models = [ZeptoGPT(config, torch.Generator().manual_seed(s)) for s in seeds]
-    params, _ = stack_module_state(models)  # name -> [K, ...] leaf tensors
-    template = models[0]  # the one definition of the network; weights come from `params`
+    template = ZeptoGPT(config, torch.Generator())  # the one network; weights come from `params`
+    params = initial_weights(template, seeds)  # name -> [K, ...]
+    final = {name: torch.empty_like(p) for name, p in params.items()}  # each seed's verdict
     optimizer = Adam(params, recipe.betas, recipe.weight_decay)
     inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
     answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
@@ -126,13 +138,15 @@ def train(
         losses, corrects = loss.tolist(), correct.tolist()
         for i, k in enumerate(active):
             logs[k].append((step, losses[i], corrects[i]))
-        for i in done.nonzero()[:, 0].tolist():
+        leaving = done.nonzero()[:, 0]  # [K_done]
+        for i in leaving.tolist():
             k = active[i]
             results[k] = SeedResult(seeds[k], bool(solved[i]), step, losses[i], corrects[i],
                                     float(margin[i]), elapsed, logs[k])
-            with torch.no_grad():
-                for name, p in models[k].named_parameters():
-                    p.copy_(optimizer.params[name][i])
+        if len(leaving):
+            to = torch.tensor(active)[leaving]  # [K_done] positions in `seeds`
+            for name, p in optimizer.params.items():
+                final[name][to] = p.detach()[leaving]
         if bool(done.all()):
             break
         if sampler is not None:
@@ -146,9 +160,21 @@ def train(
             active = [active[i] for i in keep.tolist()]
         model_steps += len(active)
         optimizer.step(recipe.lr_at(step))
-    for m in models:
-        m.requires_grad_(False)
-    return TrainResult(models, [r for r in results if r is not None], model_steps)
+    return TrainResult(config, final, [r for r in results if r is not None], model_steps)
+
+
+def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Each seed's initial weights stacked, ``name -> [K, ...]``: seed s gets exactly what
+    ``ZeptoGPT(config, torch.Generator().manual_seed(s))`` gets; ``model`` gives the shapes.
+
+    Drawn straight into the stack: building K modules would cost more than training them.
+    """
+    stacked = {name: torch.empty(len(seeds), *p.shape) for name, p in model.named_parameters()}
+    for k, seed in enumerate(seeds):
+        generator = torch.Generator().manual_seed(seed)
+        for name, weights in stacked.items():  # named_parameters() order, as the module draws
+            init_weight(name, weights[k], generator)
+    return {name: w.requires_grad_(True) for name, w in stacked.items()}
 
 
 def _per_model_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
