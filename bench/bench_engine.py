@@ -1,69 +1,136 @@
 """The batched training engine, measured side by side in one run (issue 3's targets).
 
-    python bench/bench_engine.py [--steps 20] [--threads 1 2] [--sweep 1000] [--profile 256]
+    python bench/bench_engine.py [--steps 20] [--repeat 3] [--threads 1 2] [--sweep 1000]
+                                 [--compile 1024] [--profile 1024]
 
 Prints, for K = 1, 64, 256, 1024 seeds trained as one batch, the cost per model-step (one seed,
-one optimizer update) and the speed-up over running the single-seed trainer K times; then the
-wall time of 1,000 seeds of e6 each trained to its verdict; with --profile K, the top operators.
+one optimizer update; the median of --repeat runs of `train`, set-up included) and the speed-up
+over running the single-seed trainer K times; then the wall time of 1,000 seeds of e6 each
+trained to its verdict. --compile K compares one training step (forward, loss, backward) of the
+same network eager and under torch.compile, compile time counted; --profile K prints the top
+operators of a K-seed run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+import warnings
 
 import torch
+from torch.func import functional_call
 
-from zeptogpt import ModelConfig, Recipe, SortTask, train
+from zeptogpt import ModelConfig, Recipe, SortTask, ZeptoGPT, train
 from zeptogpt.sweep import format_summary, run_sweep
+from zeptogpt.training import initial_weights, per_model_loss
 
 
-def per_model_step(task: SortTask, k: int, steps: int) -> float:
-    """Seconds per model-step for K seeds over a fixed number of updates (few solve by then; any
-    that does leaves the batch, and the cost is divided by the work actually done)."""
-    recipe = Recipe(max_steps=steps)
+def per_model_step(task: SortTask, k: int, steps: int, repeat: int) -> float:
+    """Median seconds per model-step of `train` for K seeds over a fixed number of updates (few
+    solve by then; any that does leaves the batch, and the cost is divided by the work done)."""
     train(task, ModelConfig(), Recipe(max_steps=2), seeds=range(k))  # warm the allocator
-    t = time.perf_counter()
-    result = train(task, ModelConfig(), recipe, seeds=range(k))
-    return (time.perf_counter() - t) / result.model_steps
+    costs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
+        costs.append((time.perf_counter() - t) / result.model_steps)
+    return statistics.median(costs)
 
 
-def single_seed_loop(task: SortTask, k: int, steps: int) -> float:
-    """Seconds per model-step when the single-seed trainer runs K times in a loop."""
+def single_seed_loop(task: SortTask, k: int, steps: int, repeat: int) -> float:
+    """Median seconds per model-step when the single-seed trainer runs K times in a loop."""
+    costs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for seed in range(k):
+            train(task, ModelConfig(), Recipe(max_steps=steps), seeds=[seed])
+        costs.append((time.perf_counter() - t) / (k * steps))
+    return statistics.median(costs)
+
+
+def compiled_vs_eager(task: SortTask, k: int, steps: int) -> None:
+    """One training step's forward, loss and backward for K stacked models, eager and compiled.
+
+    The compiled function is the library's own: the same module through functional_call. Caches
+    are disabled so the compile time printed is what a fresh machine pays.
+    """
+    import torch._inductor.config as inductor_config
+
+    inductor_config.force_disable_caches = True
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
+    template = ZeptoGPT(ModelConfig(), torch.Generator())
+    params = initial_weights(template, range(k))
+    inputs, targets = task.dataset("answer")
+    start = task.answer.start
+
+    def step(params: dict[str, torch.Tensor]) -> None:
+        logits = functional_call(template, params, (inputs, start))  # [K, N, S, V]
+        per_model_loss(logits, targets[:, start:]).sum().backward()
+        for p in params.values():
+            p.grad = None
+
+    def median_seconds(fn) -> float:
+        times = []
+        for _ in range(steps):
+            t = time.perf_counter()
+            fn(params)
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    step(params)
+    eager = median_seconds(step)
+    compiled = torch.compile(step, dynamic=False)
     t = time.perf_counter()
-    for seed in range(k):
-        train(task, ModelConfig(), Recipe(max_steps=steps), seeds=[seed])
-    return (time.perf_counter() - t) / (k * steps)
+    compiled(params)
+    compile_s = time.perf_counter() - t
+    fast = median_seconds(compiled)
+    print(f"  torch.compile at K={k}, forward + loss + backward only: eager "
+          f"{eager / k * 1e6:.1f} µs per model-step, compiled {fast / k * 1e6:.1f} µs "
+          f"({eager / fast:.2f}x) after {compile_s:.1f} s of compiling (cold);")
+    saved = (eager - fast) / k
+    if saved > 0:
+        print(f"  compiling pays for itself after {compile_s / saved / k:,.0f} steps of "
+              f"{k} seeds ({compile_s / saved:,.0f} model-steps)")
+    else:
+        print("  compiling never pays for itself here")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="updates per timing (default 20)")
+    parser.add_argument("--repeat", type=int, default=3, help="timings per figure; the median")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 64, 256, 1024])
     parser.add_argument("--sweep", type=int, default=1000, help="seeds to train to their verdict")
+    parser.add_argument("--compile", type=int, default=0, metavar="K",
+                        help="also compare eager and torch.compile at K seeds (slow: ~30 s)")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
                         help="also print the top operators of a K-seed run")
     args = parser.parse_args()
     task = SortTask()
-    print(f"e6, {args.steps} updates per timing, load average {os.getloadavg()[0]:.2f}")
+    print(f"e6, {args.steps} updates per timing, median of {args.repeat}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     for threads in sorted(set(args.threads)):
         torch.set_num_threads(threads)
-        single = single_seed_loop(task, 64, args.steps)
+        single = single_seed_loop(task, 64, args.steps, args.repeat)
         print(f"threads={threads}: single-seed trainer in a loop, 64 seeds: "
               f"{single * 1e6:.0f} µs per model-step")
         for k in args.ks:
-            cost = per_model_step(task, k, args.steps)
+            cost = per_model_step(task, k, args.steps, args.repeat)
             print(f"  K={k:5d}: {cost * 1e6:8.1f} µs per model-step, "
                   f"{cost * k * 1e3:8.2f} ms per step, {single / cost:6.1f}x the loop")
-        start = time.perf_counter()
-        sweep = run_sweep(task, ModelConfig(), seeds=args.sweep)
-        wall = time.perf_counter() - start
-        s = sweep.summary
-        print(f"  {args.sweep} seeds of e6 to their verdict: {wall:.2f} s wall, "
-              f"{wall / s.model_steps * 1e6:.1f} µs per model-step on average")
-        print("  " + format_summary(s))
+        if args.sweep:
+            start = time.perf_counter()
+            sweep = run_sweep(task, ModelConfig(), seeds=args.sweep)
+            wall = time.perf_counter() - start
+            s = sweep.summary
+            print(f"  {args.sweep} seeds of e6 to their verdict: {wall:.2f} s wall, "
+                  f"{wall / s.model_steps * 1e6:.1f} µs per model-step on average")
+            print("  " + format_summary(s))
+    if args.compile:
+        compiled_vs_eager(task, args.compile, args.steps)
     if args.profile:
         from torch.profiler import profile
 

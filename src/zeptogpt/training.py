@@ -121,7 +121,7 @@ def train(
     model_steps = 0
     for step in range(recipe.max_steps + 1):
         logits = functional_call(template, optimizer.params, (inputs, start))  # [K, N, S, V]
-        loss = _per_model_loss(logits, targets)  # [K]
+        loss = per_model_loss(logits, targets)  # [K]
         with torch.no_grad():
             # Teacher-forced answers equal greedy decoding's whenever every earlier answer token
             # is right, so an input counts as correct here exactly when greedy decoding sorts it.
@@ -152,7 +152,7 @@ def train(
         if sampler is not None:
             batch = torch.randint(len(inputs), (recipe.batch_size,), generator=sampler)
             logits = functional_call(template, optimizer.params, (inputs[batch], start))
-            loss = _per_model_loss(logits, targets[batch])  # [K]
+            loss = per_model_loss(logits, targets[batch])  # [K]
         loss.sum().backward()  # seeds share no weights, so each gets its own gradient
         if bool(done.any()):
             keep = (~done).nonzero()[:, 0]  # [K']
@@ -177,8 +177,11 @@ def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Te
     return {name: w.requires_grad_(True) for name, w in stacked.items()}
 
 
-def _per_model_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of each model over the unmasked targets: [K, ...] -> [K]."""
+def per_model_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of each model over the unmasked targets: [K, ...] -> [K].
+
+    Usage: ``per_model_loss(logits, targets)  # logits [K, N, S, V], targets [N, S]``
+    """
     K, V = logits.shape[0], logits.shape[-1]
     nll = F.cross_entropy(logits.reshape(-1, V), targets.expand(logits.shape[:-1]).reshape(-1),
                           ignore_index=IGNORE, reduction="none")  # [K * N * (T-1)]
