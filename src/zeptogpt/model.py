@@ -161,8 +161,11 @@ class ZeptoGPT(nn.Module):
         self.W_in = nn.Parameter(torch.empty(E, M))  # [E, M]
         self.W_out = nn.Parameter(torch.empty(M, E))  # [M, E]
         self.ln_f = LayerNorm(E)
-        # True where a query may not look (a later key); a buffer so it moves with the module
-        self.register_buffer("future", torch.ones(T, T, dtype=torch.bool).triu(1), persistent=False)
+        # Added to the scores, indexed [key, query]: -inf where the key comes after the query.
+        # A buffer, so it moves with the module.
+        later = torch.ones(T, T, dtype=torch.bool).tril(-1)  # [T, T]
+        self.register_buffer("causal_mask", torch.zeros(T, T).masked_fill(later, float("-inf")),
+                             persistent=False)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -182,6 +185,11 @@ class ZeptoGPT(nn.Module):
         Past the keys and values, only positions ``start`` and later are computed (S = T - start
         of them): in one block, earlier positions reach later ones only as keys and values, so a
         loss on the answer alone need not pay for the prompt's queries, MLP and logits.
+
+        Two choices only serve speed on the CPU with many stacked models (docs/engine.md): the
+        weights come first in the Q/K/V products, the operand order whose batched products run
+        2x faster; and attention is laid out [keys, queries], so the softmax runs over an inner
+        axis rather than a last axis of 6, where PyTorch's CPU kernel is slow.
         """
         T = idx.shape[-1]
         x = self.W_E[..., idx, :]  # [..., B, T, E]
@@ -189,13 +197,14 @@ class ZeptoGPT(nn.Module):
             x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
         embed = x
         h = self.ln1(x)  # [..., B, T, E]
-        q = torch.einsum("...bse,...hed->...bhsd", h[..., start:, :], self.W_Q)  # [..., B, H, S, D]
-        k = torch.einsum("...bte,...hed->...bhtd", h, self.W_K)  # [..., B, H, T, D]
-        v = torch.einsum("...bte,...hed->...bhtd", h, self.W_V)  # [..., B, H, T, D]
-        scores = q @ k.transpose(-1, -2) / math.sqrt(self.config.d_head)  # [..., B, H, S, T]
-        scores = scores.masked_fill(self.future[start:T, :T], float("-inf"))  # [..., B, H, S, T]
-        pattern = scores.softmax(dim=-1)  # [..., B, H, S, T]
-        z = pattern @ v  # [..., B, H, S, D]
+        q = torch.einsum("...hed,...bse->...bhsd", self.W_Q, h[..., start:, :])  # [..., B, H, S, D]
+        k = torch.einsum("...hed,...bte->...bhtd", self.W_K, h)  # [..., B, H, T, D]
+        v = torch.einsum("...hed,...bte->...bhtd", self.W_V, h)  # [..., B, H, T, D]
+        scores = torch.einsum("...bhtd,...bhsd->...bhts", k, q) / math.sqrt(self.config.d_head)
+        scores = scores + self.causal_mask[:T, start:T]  # [..., B, H, T, S]
+        weights = scores.softmax(dim=-2)  # [..., B, H, T, S]: each query's weights over the keys
+        z = torch.einsum("...bhts,...bhtd->...bhsd", weights, v)  # [..., B, H, S, D]
+        pattern = weights.transpose(-1, -2)  # [..., B, H, S, T], the usual way round
         attn_out = torch.einsum("...bhsd,...hde->...bse", z, self.W_O)  # [..., B, S, E]
         x = x[..., start:, :] + attn_out  # [..., B, S, E]
         resid_mid = x
