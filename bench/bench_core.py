@@ -51,7 +51,7 @@ def main() -> None:
     print(f"Whole-process wall time, median of {args.runs} interleaved runs ({py}):")
     for name, ts in times.items():
         med = statistics.median(ts)
-        extra = "" if name == "import torch" else f"   = import torch + {med - base:.3f} s"
+        extra = "" if name == "import torch" else f"   = import torch {med - base:+.3f} s"
         print(f"  {name:22s} {med:6.3f} s  (min {min(ts):.3f}, max {max(ts):.3f}){extra}")
 
     import torch
