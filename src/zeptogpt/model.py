@@ -191,7 +191,7 @@ class ZeptoGPT(nn.Module):
         2x faster; and attention is laid out [keys, queries], so the softmax runs over an inner
         axis rather than a last axis of 6, where PyTorch's CPU kernel is slow.
         """
-        T = idx.shape[-1]
+        T, D = idx.shape[-1], self.config.d_head
         x = self.W_E[..., idx, :]  # [..., B, T, E]
         if self.W_pos is not None:
             x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
@@ -200,11 +200,10 @@ class ZeptoGPT(nn.Module):
         q = torch.einsum("...hed,...bse->...bhsd", self.W_Q, h[..., start:, :])  # [..., B, H, S, D]
         k = torch.einsum("...hed,...bte->...bhtd", self.W_K, h)  # [..., B, H, T, D]
         v = torch.einsum("...hed,...bte->...bhtd", self.W_V, h)  # [..., B, H, T, D]
-        scores = torch.einsum("...bhtd,...bhsd->...bhts", k, q) / math.sqrt(self.config.d_head)
-        scores = scores + self.causal_mask[:T, start:T]  # [..., B, H, T, S]
-        weights = scores.softmax(dim=-2)  # [..., B, H, T, S]: each query's weights over the keys
-        z = torch.einsum("...bhts,...bhtd->...bhsd", weights, v)  # [..., B, H, S, D]
-        pattern = weights.transpose(-1, -2)  # [..., B, H, S, T], the usual way round
+        scores = torch.einsum("...bhtd,...bhsd->...bhts", k, q) / math.sqrt(D)  # [..., B, H, T, S]
+        scores = scores + self.causal_mask[:T, start:T]  # [..., B, H, T, S]: later keys -inf
+        pattern_kq = scores.softmax(dim=-2)  # [..., B, H, T, S]: each query's weights on keys
+        z = torch.einsum("...bhts,...bhtd->...bhsd", pattern_kq, v)  # [..., B, H, S, D]
         attn_out = torch.einsum("...bhsd,...hde->...bse", z, self.W_O)  # [..., B, S, E]
         x = x[..., start:, :] + attn_out  # [..., B, S, E]
         resid_mid = x
@@ -213,6 +212,7 @@ class ZeptoGPT(nn.Module):
         x = x + torch.einsum("...bsm,...me->...bse", hidden, self.W_out)  # [..., B, S, E]
         resid_post = x
         logits = self.unembed(x)  # [..., B, S, V]
+        pattern = pattern_kq.transpose(-1, -2)  # [..., B, H, S, T], the usual way round
         cache = dict(embed=embed, pattern=pattern, attn_out=attn_out, resid_mid=resid_mid,
                      mlp_hidden=hidden, resid_post=resid_post)
         return logits, cache
