@@ -1,12 +1,12 @@
 """Before and after: this tree's network against another revision's, alternating in one process.
 
-    python bench/bench_ab.py [--against HEAD~1] [--threads 2] [--ks 64 256 1024]
+    python bench/bench_ab.py [--against HEAD~1] [--threads 2] [--ks 64 256 1024] [--runs 5]
 
 On a shared machine the speed of the same code drifts by 1.5x within minutes, so two benchmark
 runs one after the other can say either thing. Here both versions of `model.py` are loaded side
-by side and their training steps (forward, loss, verdict, backward, Adam, as `train` does them)
-alternate, so every drift hits both alike; the ratio of the medians is the figure to quote.
-Only `model.py` is swapped: the task, loss, verdict and optimizer are this tree's.
+by side and `train` itself runs each in turn, so every drift hits both alike; the ratio of the
+medians is the figure to quote. Only `model.py` is swapped: the task, loss, verdict, optimizer
+and initialisation are this tree's.
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
-from torch.func import functional_call
 
-from zeptogpt import ModelConfig, SortTask
-from zeptogpt.evaluation import letter_probs
-from zeptogpt.training import Adam, Recipe, initial_weights, per_model_loss
+from zeptogpt import ModelConfig, Recipe, SortTask, train
 
 MODEL = "src/zeptogpt/model.py"
 
@@ -41,26 +39,12 @@ def model_module(source: str, name: str):
     return module
 
 
-def training_step(module, task: SortTask, k: int):
-    """One of `train`'s steps for K seeds of e6 with the given model module, as a closure."""
-    recipe = Recipe()
-    template = module.ZeptoGPT(ModelConfig(), torch.Generator())
-    optimizer = Adam(initial_weights(template, range(k)), recipe.betas, recipe.weight_decay)
-    inputs, targets = task.dataset("answer")
-    answer, start = targets[:, task.answer], task.answer.start
-
-    def step() -> None:
-        logits = functional_call(template, optimizer.params, (inputs, start))  # [K, N, S, V]
-        loss = per_model_loss(logits, targets[:, start:])  # [K]
-        with torch.no_grad():  # the verdict, read back to Python as train does
-            probs = letter_probs(logits, task.sep_id)  # [K, N, L, V]
-            hit = probs.argmax(-1) == answer  # [K, N, L]
-            p_answer = probs.gather(-1, answer.expand(hit.shape)[..., None])  # [K, N, L, 1]
-            (hit.all(-1).sum(-1).tolist(), p_answer.amin((-1, -2, -3)).tolist())
-        loss.sum().backward()
-        optimizer.step(recipe.lr)
-
-    return step
+def train_cost(module, task: SortTask, k: int, steps: int) -> float:
+    """Seconds per model-step of `train` itself for K seeds, with `module`'s network swapped in."""
+    with mock.patch("zeptogpt.training.ZeptoGPT", module.ZeptoGPT):
+        t = time.perf_counter()
+        result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
+    return (time.perf_counter() - t) / result.model_steps
 
 
 def main() -> None:
@@ -68,7 +52,8 @@ def main() -> None:
     parser.add_argument("--against", default="HEAD~1", help="git revision to compare with")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ks", type=int, nargs="+", default=[64, 256, 1024])
-    parser.add_argument("--steps", type=int, default=30, help="timed steps of each version")
+    parser.add_argument("--steps", type=int, default=20, help="updates per timed `train` call")
+    parser.add_argument("--runs", type=int, default=5, help="timed calls of each version")
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     try:
@@ -80,21 +65,19 @@ def main() -> None:
                 "this tree": model_module((root / MODEL).read_text(), "model_after")}
     torch.set_num_threads(args.threads)
     task = SortTask()
-    print(f"e6, {args.threads} threads, {args.steps} alternating steps each, median (min)")
+    print(f"e6, {args.threads} threads, {args.runs} alternating `train` calls of {args.steps} "
+          "updates each, median (min) per model-step")
     for k in args.ks:
-        steps = {name: training_step(module, task, k) for name, module in versions.items()}
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        for i in range(args.steps + 2):  # the first two of each are warm-up
-            order = list(steps) if i % 2 else list(reversed(steps))  # neither always goes first
+        costs: dict[str, list[float]] = {name: [] for name in versions}
+        for i in range(args.runs + 1):  # the first call of each is warm-up
+            order = list(versions) if i % 2 else list(reversed(versions))  # neither always first
             for name in order:
-                t = time.perf_counter()
-                steps[name]()
-                times[name].append((time.perf_counter() - t) / k)
-        figures = {name: (statistics.median(ts[2:]), min(ts[2:])) for name, ts in times.items()}
+                costs[name].append(train_cost(versions[name], task, k, args.steps))
+        figures = {name: (statistics.median(c[1:]), min(c[1:])) for name, c in costs.items()}
         shown = ", ".join(f"{name} {med * 1e6:.1f} µs ({low * 1e6:.1f})"
                           for name, (med, low) in figures.items())
         ratio = figures[args.against][0] / figures["this tree"][0]
-        print(f"  K={k:5d}: {shown} per model-step; {ratio:.2f}x")
+        print(f"  K={k:5d}: {shown}; {ratio:.2f}x")
 
 
 if __name__ == "__main__":
