@@ -33,6 +33,16 @@ def test_batched_and_single_stay_together_for_20_steps(task):
             assert s1 == s2 and c1 == c2 and abs(loss1 - loss2) < 1e-5
 
 
+def test_with_sampled_minibatches_each_seed_draws_its_own(task):
+    """The seed's sampling: a seed trained among others gets the minibatches it gets alone."""
+    recipe = Recipe(max_steps=15, batch_size=8)
+    batched = train(task, ModelConfig(), recipe, seeds=[3, 4, 5])
+    for seed, model in zip([3, 4, 5], batched.models):
+        single = train(task, ModelConfig(), recipe, seeds=[seed]).models[0]
+        for name, p in weights(model).items():
+            torch.testing.assert_close(p, weights(single)[name], rtol=1e-4, atol=1e-5)
+
+
 def test_verdicts_agree_over_64_seeds(task):
     """A step limit near the median makes the verdicts a real question (about half solve)."""
     recipe = Recipe(max_steps=50)

@@ -3,6 +3,7 @@ import time
 import torch
 
 from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
+from zeptogpt.training import per_model_loss
 
 
 def test_trained_default_sorts_every_triple_like_sorted(task, trained):
@@ -53,6 +54,23 @@ def test_the_seed_objective_and_sampling_still_train(task):
     for recipe in (Recipe(objective="full"), Recipe(batch_size=128)):
         r = train(task, ModelConfig(), recipe).results[0]
         assert r.solved, recipe
+
+
+def test_counted_loss_is_the_loss_of_the_drawn_minibatch(task):
+    """Sampling weighs the full pass's per-sequence losses by how often each sequence was drawn;
+    the oracle is the plain loss of the minibatch itself, repeats included."""
+    g = torch.Generator().manual_seed(0)
+    models = [ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(s)) for s in (0, 1)]
+    for objective in ("answer", "full"):
+        inputs, targets = task.dataset(objective)
+        logits = torch.stack([m(inputs) for m in models])  # [2, N, T, V]
+        batches = [torch.randint(len(inputs), (40,), generator=g) for _ in models]
+        counts = torch.stack([b.bincount(minlength=len(inputs)) for b in batches])  # [2, N]
+        counted = per_model_loss(logits, targets, counts)
+        for k, batch in enumerate(batches):
+            alone = per_model_loss(logits[k : k + 1, batch], targets[batch])[0]
+            torch.testing.assert_close(counted[k], alone)
+        assert not torch.allclose(counted, per_model_loss(logits, targets))  # weights matter
 
 
 def test_trace_has_the_seed_format(task, trained):

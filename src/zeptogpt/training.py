@@ -110,10 +110,9 @@ def train(
     start = task.answer.start if recipe.objective == "answer" else 0
     targets = targets[:, start:]  # [N, S]
     at_answer = slice(task.answer.start - start, task.answer.stop - start)
-    # Sampled minibatches (the seed's way) are shared by all seeds of one call, drawn from the
-    # first seed: one seed alone gets the same batches whichever batch it is trained in only
-    # when it is the first.
-    sampler = torch.Generator().manual_seed(seeds[0]) if recipe.batch_size else None
+    # Sampled minibatches (the seed's way): each seed draws its own from its own generator, so it
+    # gets the same batches whichever seeds it is trained with.
+    samplers = [torch.Generator().manual_seed(s) for s in seeds] if recipe.batch_size else []
 
     active = list(range(len(seeds)))  # positions in `seeds` of the models still training
     results: list[SeedResult | None] = [None] * len(seeds)
@@ -149,10 +148,13 @@ def train(
                 final[name][to] = p.detach()[leaving]
         if bool(done.all()):
             break
-        if sampler is not None:
-            batch = torch.randint(len(inputs), (recipe.batch_size,), generator=sampler)
-            logits = functional_call(template, optimizer.params, (inputs[batch], start))
-            loss = per_model_loss(logits, targets[batch])  # [K]
+        if samplers:
+            # The verdict's forward pass already holds every sequence's logits: a minibatch's loss
+            # is their loss with each sequence counted as often as it was drawn.
+            counts = torch.stack([torch.randint(len(inputs), (recipe.batch_size,),
+                                                generator=samplers[k]).bincount(minlength=len(inputs))
+                                  for k in active])  # [K, N]
+            loss = per_model_loss(logits, targets, counts)  # [K]
         loss.sum().backward()  # seeds share no weights, so each gets its own gradient
         if bool(done.any()):
             keep = (~done).nonzero()[:, 0]  # [K']
@@ -177,15 +179,23 @@ def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Te
     return {name: w.requires_grad_(True) for name, w in stacked.items()}
 
 
-def per_model_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of each model over the unmasked targets: [K, ...] -> [K].
+def per_model_loss(
+    logits: torch.Tensor, targets: torch.Tensor, counts: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean next-token cross-entropy of each model over the unmasked targets: [K, N, ...] -> [K].
 
+    ``counts`` [K, N] weighs each model's sequences, as a minibatch that drew sequence n
+    ``counts[k, n]`` times would; without it every sequence counts once.
     Usage: ``per_model_loss(logits, targets)  # logits [K, N, S, V], targets [N, S]``
     """
-    K, V = logits.shape[0], logits.shape[-1]
+    K, N, V = logits.shape[0], targets.shape[0], logits.shape[-1]
     nll = F.cross_entropy(logits.reshape(-1, V), targets.expand(logits.shape[:-1]).reshape(-1),
-                          ignore_index=IGNORE, reduction="none")  # [K * N * (T-1)]
-    return nll.view(K, -1).sum(-1) / (targets != IGNORE).sum()  # [K]
+                          ignore_index=IGNORE, reduction="none")  # [K * N * S], 0 where masked
+    per_sequence = nll.view(K, N, -1).sum(-1)  # [K, N]
+    scored = (targets != IGNORE).view(N, -1).sum(-1)  # [N]: targets the loss reads per sequence
+    if counts is None:
+        return per_sequence.sum(-1) / scored.sum()  # [K]
+    return (per_sequence * counts).sum(-1) / (counts * scored).sum(-1)  # [K]
 
 
 class Adam:
