@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from zeptogpt.files import write_atomic
 from zeptogpt.model import ModelConfig, ZeptoGPT, variant_name
+from zeptogpt.runlog import Row, log_bytes, log_path
 from zeptogpt.task import SortTask
 
 FORMAT = "zeptogpt-1"  # bump when the layout of the file changes
@@ -40,11 +41,12 @@ def default_path(config: ModelConfig, runs_dir: Path = RUNS_DIR) -> Path:
     return Path(runs_dir) / variant_name(config) / "model.safetensors"
 
 
-def save(path: str | Path, checkpoint: Checkpoint) -> Path:
-    """Write the checkpoint atomically: a temporary file in the same folder, then a rename, so an
-    interrupted save leaves the previous file untouched.
+def save(path: str | Path, checkpoint: Checkpoint, log: Sequence[Row] | None = None) -> Path:
+    """Write the checkpoint and, if given, its training log beside it (``runlog.log_path``), both
+    or neither: temporary files in the same folder, then renames, so a failed or interrupted
+    save leaves the previous files untouched.
 
-    Usage: ``save("runs/e6/model.safetensors", Checkpoint(model, task, {"seed": 0}))``
+    Usage: ``save("runs/e6/model.safetensors", Checkpoint(model, task, {"seed": 0}), log)``
     """
     from safetensors.torch import save as to_bytes
 
@@ -56,26 +58,11 @@ def save(path: str | Path, checkpoint: Checkpoint) -> Path:
         "task": json.dumps(asdict(checkpoint.task)),
         "facts": json.dumps(checkpoint.facts),
     }
-    write_atomic(path, to_bytes(tensors, metadata=metadata))
+    files = {path: to_bytes(tensors, metadata=metadata)}
+    if log is not None:
+        files = {log_path(path): log_bytes(log)} | files
+    write_atomic(files)
     return path
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename it over ``path``:
-    a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for anyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load(path: str | Path) -> Checkpoint:

@@ -278,16 +278,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     import torch
 
-    from zeptogpt.checkpoint import RUNS_DIR, write_atomic
+    from zeptogpt.checkpoint import RUNS_DIR
+    from zeptogpt.files import write_atomic
     from zeptogpt.model import VARIANTS, variant_config
-    from zeptogpt.sweep import (
-        check_writable,
-        format_summary,
-        run_sweep,
-        to_csv,
-        to_json,
-        variants_table,
-    )
+    from zeptogpt.sweep import format_summary, run_sweep, to_csv, to_json, variants_table
     from zeptogpt.task import SortTask
 
     names = list(VARIANTS) if args.all_variants else [args.variant]
@@ -295,11 +289,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     stem += f"-{args.seeds}seeds" + (f"-from{args.first_seed}" if args.first_seed else "")
     json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
     csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
+    if args.first_seed + args.seeds - 1 > 2**63 - 1:
+        raise UserError(f"seeds {args.first_seed}.. run past the last seed, 2**63-1")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
-        try:
-            check_writable(path)
-        except OSError as e:
-            raise UserError(f"cannot write {path}: {e}") from None
+        _check_writable(path)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     task = SortTask()
     recipe = _recipe(args)
@@ -312,12 +305,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(format_summary(sweeps[-1].summary), flush=True)
     if args.all_variants:
         print(variants_table([s.summary for s in sweeps]))
-    for path, text in ((json_path, to_json(sweeps)), (csv_path, to_csv(sweeps))):
-        try:
-            write_atomic(path, text.encode())
-        except OSError as e:
-            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
-        print(f"Saved {path}")
+    try:  # both files or neither
+        write_atomic({json_path: to_json(sweeps).encode(), csv_path: to_csv(sweeps).encode()})
+    except OSError as e:
+        raise UserError(f"cannot write {json_path} and {csv_path}: {e.strerror or e}") from None
+    print(f"Saved {json_path} and {csv_path}")
     return 0
 
 
@@ -427,9 +419,7 @@ def _train(args: argparse.Namespace, task, config, recipe):
     from zeptogpt.checkpoint import Checkpoint
     from zeptogpt.training import train
 
-    path = _checkpoint_path(args, config)
-    if path.exists() and not path.is_file():  # refuse before training, not after
-        raise UserError(f"cannot write the checkpoint: {path} is not a file")
+    _check_writable(_checkpoint_path(args, config))  # refuse before training, not after
     data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
             else f"all {task.n_inputs} sequences")
     print(f"Training seed {args.seed}: {data} per step, Adam lr {recipe.lr:g}, "
@@ -446,16 +436,24 @@ def _train(args: argparse.Namespace, task, config, recipe):
 
 
 def _save(path: Path, checkpoint, log) -> None:
-    """The checkpoint and, beside it, its training log (first, so a checkpoint has its log)."""
+    """The checkpoint and, beside it, its training log: both or neither."""
     from zeptogpt.checkpoint import save
-    from zeptogpt.runlog import log_path, write_log
+    from zeptogpt.runlog import log_path
 
     try:
-        write_log(log_path(path), log)
-        save(path, checkpoint)
+        save(path, checkpoint, log)
     except OSError as e:
         raise UserError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
     print(f"Saved {path} and its training log {log_path(path).name}")
+
+
+def _check_writable(path: Path) -> None:
+    from zeptogpt.files import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _read_log(checkpoint_path: Path):

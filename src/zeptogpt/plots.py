@@ -12,14 +12,14 @@ Usage::
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zeptogpt.anatomy import LENS_POINTS, dissect
+from zeptogpt.files import write_atomic
 from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SortTask
 
@@ -163,18 +163,10 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write the figure as a PNG atomically (temporary file, then rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a picture is for anyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi)
+    write_atomic({Path(path): png.getvalue()})
+    return Path(path)
 
 
 # --- drawing pieces -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from zeptogpt.checkpoint import write_atomic
+from zeptogpt.files import write_atomic
 
 Row = tuple[int, float, int]  # (step, loss, correct), as SeedResult.log holds them
 
@@ -29,12 +29,16 @@ def log_path(checkpoint_path: str | Path) -> Path:
     return path.with_name(path.stem + ".log.jsonl")
 
 
+def log_bytes(rows: Iterable[Row]) -> bytes:
+    """The rows as the file's bytes, one JSON object per line."""
+    return "".join(json.dumps({"step": int(s), "loss": float(loss), "correct": int(c)}) + "\n"
+                   for s, loss, c in rows).encode("utf-8")
+
+
 def write_log(path: str | Path, rows: Iterable[Row]) -> Path:
     """Write the rows atomically, like the checkpoint."""
     path = Path(path)
-    text = "".join(json.dumps({"step": int(s), "loss": float(loss), "correct": int(c)}) + "\n"
-                   for s, loss, c in rows)
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic({path: log_bytes(rows)})
     return path
 
 

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -156,15 +155,3 @@ def from_csv(text: str) -> list[SweepSummary]:
     convert = {"str": str, "int": int, "float": float}
     return [SweepSummary(**{k: convert[types[k]](v) for k, v in row.items() if k in types})
             for row in csv.DictReader(io.StringIO(text))]
-
-
-def check_writable(path: Path) -> None:
-    """Raise OSError now, before a long run, if ``path`` cannot be written later."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise NotADirectoryError(f"{parent} is not a folder")
-    existing = next(p for p in (parent, *parent.parents) if p.exists())
-    if not os.access(existing, os.W_OK):
-        raise PermissionError(f"{existing} is not writable")

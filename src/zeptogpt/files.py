@@ -1,0 +1,65 @@
+"""Writing results safely: a file is replaced whole or not at all, files that belong together
+(a checkpoint and its log, a sweep's JSON and CSV) are replaced together, and an output that
+cannot be written is found before a long run rather than after it.
+
+Usage::
+
+    check_writable(Path("runs/sweep/e6.json"))             # OSError now, not after training
+    write_atomic({Path("a.json"): b"...", Path("a.csv"): b"..."})
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary file beside it, fsync, and only when all are written
+    rename them into place: a reader sees the old files or the new ones, never half of one,
+    and a failure (a full disk, a name too long) replaces none of them."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            written.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are for anyone to read
+        for tmp, path in written:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in written:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: Path) -> None:
+    """Raise OSError now, before a long run, if ``write_atomic`` could not write ``path`` later.
+
+    It tries rather than asks: ``os.access`` says yes to root even on ``/proc``, so it makes
+    (and removes) the temporary file the write will make, or, where folders are still to be
+    made, a temporary folder in the nearest one that exists.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder")
+    parent = path.parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is not a folder")
+    try:
+        if existing == parent:
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as e:
+        what = f"a file named {path.name!r}" if existing == parent else "folders"
+        raise OSError(e.errno, f"cannot make {what} in {existing} ({e.strerror})") from None
