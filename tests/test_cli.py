@@ -68,8 +68,15 @@ def test_bad_sort_input_is_one_line_and_exit_2(workdir, cli, text):
 
 @pytest.mark.parametrize("argv, needle", [
     (["train", "--variant", "e7"], "known: e6, e6-nopos, e4-nopos, e8-mlp2"),
-    (["train", "--steps", "0"], "positive integer"),
-    (["train", "--steps", "-5"], "positive integer"),
+    (["train", "--steps", "0"], "a step limit from 1 to 1,000,000"),
+    (["train", "--steps", "-5"], "a step limit from 1 to 1,000,000"),
+    # numbers that would ask for terabytes are refused by the parser, not by an allocation
+    (["sweep", "--seeds", "1000000000"], "a number of seeds from 1 to 10,000"),
+    (["train", "--batch-size", "1000000000000"], "a batch size from 1 to 100,000"),
+    (["sort", "caa", "--embed", "100000"], "an embedding size from 1 to 256"),
+    (["sweep", "--first-seed", str(2**63 - 1), "--seeds", "2"], "past the last seed"),
+    (["params", "--checkpoint", "x.safetensors"], "unrecognized arguments"),  # it would be unread
+    (["sort", "-", "-"], "only once"),
     (["train", "--seed", "x"], "integer seed"),
     (["train", "--seed", "1.5"], "integer seed"),
     (["train", "--lr", "nan"], "positive number"),
@@ -105,8 +112,60 @@ def test_truncated_checkpoint_is_refused(workdir, cli):
 
 def test_unwritable_checkpoint_path_is_one_line(workdir, cli):
     (workdir / "blocker").write_text("a file, not a folder")
-    code, _, err = cli("train", "--checkpoint", str(workdir / "blocker" / "m.safetensors"))
+    code, out, err = cli("train", "--checkpoint", str(workdir / "blocker" / "m.safetensors"))
     assert code == 2 and len(err.splitlines()) == 1 and "cannot write" in err
+    assert "Training" not in out  # refused before any training
+
+
+def test_eval_trains_first_with_the_seed_asked_for(workdir, cli):
+    from zeptogpt import load
+
+    code, out, err = cli("eval", "--seed", "3")
+    assert code == 0 and out.splitlines()[-1] == "Model accuracy on 27 triples: 27/27"
+    assert "training one first" in err
+    assert load(workdir / "runs" / "e6" / "model.safetensors").facts["seed"] == 3
+
+
+def test_a_diverged_run_saves_nothing_and_keeps_the_old_checkpoint(workdir, cli):
+    cli("train")
+    path = workdir / "runs" / "e6" / "model.safetensors"
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    code, _, err = cli("train", "--lr", "1e30", "--steps", "20")
+    assert code == 2 and len(err.splitlines()) == 1 and "diverged" in err
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+def test_a_checkpoint_of_another_architecture_than_asked_is_refused(workdir, cli):
+    cli("train")
+    path = str(workdir / "runs" / "e6" / "model.safetensors")
+    assert cli("eval", "--checkpoint", path, "--variant", "e6")[0] == 0
+    code, _, err = cli("eval", "--checkpoint", path, "--variant", "e8-mlp2")
+    assert code == 2 and "holds e6, not the e8-mlp2 asked for by --variant e8-mlp2" in err
+    code, _, err = cli("eval", "--checkpoint", str(workdir / "runs"))
+    assert code == 2 and "is a folder, not a checkpoint file" in err
+
+
+def test_serve_without_a_checkpoint_names_the_command_that_makes_it(workdir, cli):
+    code, _, err = cli("serve", "--embed", "8", "--no-pos")
+    assert code == 2 and "run `zeptogpt train --embed 8 --no-pos` first" in err
+
+
+def test_a_bad_stdin_line_is_named(workdir, cli, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("abc\n\nCBA\n"))
+    code, _, err = cli("sort", "-")
+    assert code == 2 and "stdin line 2: empty input" in err
+
+
+def test_outputs_are_checked_before_training(workdir, cli):
+    (workdir / "runs").write_text("a file where the runs folder goes")
+    code, out, err = cli("sweep", "--seeds", "2", "--threads", "1")
+    assert code == 2 and "runs is not a folder" in err and "e6 (318 params)" not in out
+    (workdir / "runs").unlink()
+    (workdir / "blocker").write_text("")
+    code, out, err = cli("plot", "weights", "--out", str(workdir / "blocker"))
+    assert code == 2 and "is not a folder" in err and not (workdir / "runs").exists()
 
 
 def test_interactive_prompt_sorts_and_asks_again_on_bad_input(workdir, capsys, monkeypatch, cli):

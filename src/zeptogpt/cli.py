@@ -6,6 +6,7 @@ Every user error ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ USAGE_ERROR = 2
 COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve")
 PLOTS = ("attention", "lens", "weights", "curves")
 DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
+FALLBACK_SEED = "seed used if a checkpoint has to be trained first"
 
 
 class UserError(Exception):
@@ -38,8 +40,12 @@ def _integer(text: str, low: int, high: int, what: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    return _integer(text, 1, 2**63 - 1, "a positive integer")
+def _up_to(high: int, what: str):
+    """An argparse type: an integer from 1 to ``high``. The limits keep a typo from asking for
+    terabytes (``--seeds 1000000000``); they are far beyond anything this task needs."""
+    def parse(text: str) -> int:
+        return _integer(text, 1, high, f"{what} from 1 to {high:,}")
+    return parse
 
 
 def _seed(text: str) -> int:
@@ -69,35 +75,39 @@ def _variant(text: str) -> str:
     return text
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", type=_variant, default="e6", metavar="NAME",
+def _add_model_options(p: argparse.ArgumentParser, checkpoint: bool = True) -> None:
+    p.add_argument("--variant", type=_variant, metavar="NAME",
                    help="named architecture: e6 (318, default), e6-nopos (276), "
                         "e4-nopos (136), e8-mlp2 (648)")
-    p.add_argument("--embed", type=_positive_int, metavar="E",
+    p.add_argument("--embed", type=_up_to(256, "an embedding size"), metavar="E",
                    help="embedding size E (overrides the variant)")
-    p.add_argument("--heads", type=_positive_int, metavar="H",
+    p.add_argument("--heads", type=_up_to(256, "a number of heads"), metavar="H",
                    help="attention heads H (E must divide by H)")
-    p.add_argument("--mlp", type=_positive_int, metavar="M",
+    p.add_argument("--mlp", type=_up_to(16, "an MLP multiple"), metavar="M",
                    help="MLP hidden width as a multiple of E")
     p.add_argument("--pos", action=argparse.BooleanOptionalAction, default=None,
                    help="learned positional embedding on/off (overrides the variant)")
-    p.add_argument("--checkpoint", type=Path, metavar="PATH",
-                   help="checkpoint file (default: runs/<variant>/model.safetensors)")
+    if checkpoint:
+        p.add_argument("--checkpoint", type=Path, metavar="PATH",
+                       help="checkpoint file (default: runs/<variant>/model.safetensors)")
+
+
+def _add_seed_option(p: argparse.ArgumentParser, why: str) -> None:
+    p.add_argument("--seed", type=_seed, default=0, metavar="N", help=f"{why} (default 0)")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=_seed, default=0, metavar="N",
-                   help="seed of the initial weights (default 0)")
+    _add_seed_option(p, "seed of the initial weights")
     _add_recipe_options(p)
 
 
 def _add_recipe_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+    p.add_argument("--steps", type=_up_to(1_000_000, "a step limit"), default=2000, metavar="N",
                    help="step limit: stop there if not solved before (default 2000)")
     p.add_argument("--lr", type=_positive_float, help="Adam learning rate (default 0.03)")
     p.add_argument("--objective", choices=("answer", "full"), default="answer",
                    help="loss on the answer only (default) or on every next token (the seed's)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="N",
+    p.add_argument("--batch-size", type=_up_to(100_000, "a batch size"), metavar="N",
                    help="sample this many sequences per step like the seed (default: all 27)")
 
 
@@ -117,23 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="sort all 27 inputs with the saved model, ✓/✗ each")
     _add_model_options(ev)
+    _add_seed_option(ev, FALLBACK_SEED)
 
     sort = sub.add_parser("sort", help="sort inputs with the saved model: caa -> aac")
     sort.add_argument("inputs", nargs="+", metavar="INPUT",
                       help="letters to sort, e.g. caa; '-' reads one input per line from stdin")
     sort.add_argument("--trace", action="store_true", help="print the trace of each input")
     _add_model_options(sort)
-    sort.add_argument("--seed", type=_seed, default=0, metavar="N",
-                      help="seed used if a checkpoint has to be trained first (default 0)")
+    _add_seed_option(sort, FALLBACK_SEED)
 
     trace = sub.add_parser("trace", help="the step-by-step trace of one input")
     trace.add_argument("input", metavar="INPUT", help="letters to sort, e.g. caa")
     _add_model_options(trace)
-    trace.add_argument("--seed", type=_seed, default=0, metavar="N",
-                       help="seed used if a checkpoint has to be trained first (default 0)")
+    _add_seed_option(trace, FALLBACK_SEED)
 
     params = sub.add_parser("params", help="the parameter breakdown of an architecture")
-    _add_model_options(params)
+    _add_model_options(params, checkpoint=False)
 
     sweep = sub.add_parser("sweep", help="train many seeds at once and measure reliability")
     which = sweep.add_mutually_exclusive_group()
@@ -141,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the variant to sweep (default e6)")
     which.add_argument("--all-variants", action="store_true",
                        help="sweep the four named variants and print the seed's variants table")
-    sweep.add_argument("--seeds", type=_positive_int, default=256, metavar="N",
+    sweep.add_argument("--seeds", type=_up_to(10_000, "a number of seeds"), default=256,
+                       metavar="N",
                        help="seeds per variant (default 256)")
     sweep.add_argument("--first-seed", type=_seed, default=0, metavar="N",
                        help="seeds are N, N+1, ... (default 0)")
@@ -150,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save the results as JSON (default runs/sweep/<name>.json)")
     sweep.add_argument("--csv", type=Path, metavar="FILE",
                        help="save the summaries as CSV (default runs/sweep/<name>.csv)")
-    sweep.add_argument("--threads", type=_positive_int, metavar="N",
+    sweep.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a thread count"),
+                       metavar="N",
                        help="torch threads (default: all cores)")
 
     plot = sub.add_parser("plot", help="draw PNGs: attention INPUT, lens INPUT, weights, curves")
@@ -159,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("input", nargs="?", metavar="INPUT",
                       help="letters to sort, for attention and lens (e.g. caa)")
     _add_model_options(plot)
-    plot.add_argument("--seed", type=_seed, default=0,
-                      help="seed used if a checkpoint has to be trained first (default 0)")
+    _add_seed_option(plot, FALLBACK_SEED)
     plot.add_argument("--out", type=Path,
                       help="folder for the PNGs (default: the checkpoint's folder)")
     plot.add_argument("--sweep", type=Path,
@@ -198,8 +208,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader left (`zeptogpt sweep | head -1`): not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
 
@@ -253,7 +261,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
     from zeptogpt.evaluation import decode, format_trace
 
     task, _ = _model_config(args)
-    words = [_parse(task, x) for x in _read_inputs(args.inputs)]  # all checked before any work
+    words = [_parse(task, x, where) for where, x in _read_inputs(args.inputs)]  # before any work
     checkpoint = _load_or_train(args)
     result = decode(checkpoint.model, checkpoint.task, words)
     for word, out in zip(words, result.outputs):
@@ -274,8 +282,6 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import os
-
     import torch
 
     from zeptogpt.checkpoint import RUNS_DIR
@@ -339,6 +345,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         out = out if out is not None else args.sweep.parent
     else:
         path = _checkpoint_path(args, config)
+        if out is not None:  # refuse before any training, not after
+            name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
+            _check_writable(Path(out) / f"{name}.png")
         checkpoint = _load_or_train(args)
         out = out if out is not None else path.parent
         if args.what == "attention":
@@ -366,7 +375,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         checkpoint = load(path)
     except CheckpointError as e:
-        how = " ".join(["zeptogpt train", *([f"--variant {args.variant}"] * (args.variant != "e6")),
+        how = " ".join(["zeptogpt train", *_architecture_flags(args),
                         *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
         hint = "" if path.exists() else f": run `{how}` first"
         raise UserError(f"{e}{hint}") from None
@@ -392,9 +401,18 @@ def _model_config(args: argparse.Namespace):
     flags = dict(n_embd=args.embed, n_head=args.heads, mlp_mult=args.mlp, pos_embed=args.pos)
     overrides = {k: v for k, v in flags.items() if v is not None}
     try:
-        return task, variant_config(args.variant, task.vocab_size, task.seq_len, **overrides)
+        return task, variant_config(args.variant or "e6", task.vocab_size, task.seq_len,
+                                    **overrides)
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def _architecture_flags(args: argparse.Namespace) -> list[str]:
+    """The architecture options given on the command line, as they were typed."""
+    flags = [f"--variant {args.variant}"] if args.variant else []
+    flags += [f"--{name} {value}" for name, value in
+              (("embed", args.embed), ("heads", args.heads), ("mlp", args.mlp)) if value]
+    return flags + ([] if args.pos is None else ["--pos" if args.pos else "--no-pos"])
 
 
 def _checkpoint_path(args: argparse.Namespace, config) -> Path:
@@ -429,6 +447,9 @@ def _train(args: argparse.Namespace, task, config, recipe):
     result = train(task, config, recipe, seeds=[args.seed], on_step=progress)
     r = result.results[0]
     progress.finish(r)
+    if not all(bool(w.isfinite().all()) for w in result.weights.values()):
+        raise UserError(f"training diverged (loss {r.loss:g}) with lr {recipe.lr:g}; nothing "
+                        "was saved: try a smaller --lr")
     facts = dict(seed=r.seed, steps=r.steps, solved=r.solved, correct=r.correct,
                  total=task.n_inputs, margin=round(r.margin, 6), loss=round(r.loss, 6),
                  seconds=round(r.seconds, 3), recipe=asdict(recipe))
@@ -479,6 +500,7 @@ def _load_or_train(args: argparse.Namespace):
     from contextlib import redirect_stdout
 
     from zeptogpt.checkpoint import CheckpointError, load
+    from zeptogpt.model import variant_name
     from zeptogpt.training import Recipe
 
     task, config = _model_config(args)
@@ -489,12 +511,18 @@ def _load_or_train(args: argparse.Namespace):
             checkpoint, log = _train(args, task, config, Recipe())
             _save(path, checkpoint, log)
         return checkpoint
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint file")
     try:
         checkpoint = load(path)
     except CheckpointError as e:
         raise UserError(str(e)) from None
     if checkpoint.task != task:
         raise UserError(f"{path} was trained for another task ({checkpoint.task.describe()})")
+    flags = " ".join(_architecture_flags(args))
+    if flags and checkpoint.model.config != config:
+        raise UserError(f"{path} holds {variant_name(checkpoint.model.config)}, not the "
+                        f"{variant_name(config)} asked for by {flags}")
     return checkpoint
 
 
@@ -504,26 +532,30 @@ def _evaluation(checkpoint) -> str:
     return str(evaluate(checkpoint.model, checkpoint.task))
 
 
-def _parse(task, text: str) -> str:
+def _parse(task, text: str, where: str = "") -> str:
     from zeptogpt.task import InputError
 
     try:
         return task.parse(text)
     except InputError as e:
-        raise UserError(str(e)) from None
+        raise UserError(f"{where}{e}") from None
 
 
-def _read_inputs(inputs: list[str]) -> list[str]:
-    """The command-line inputs, with '-' replaced by the lines of stdin."""
+def _read_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+    """(where, text) for each input, with '-' replaced by the lines of stdin; ``where`` names
+    the stdin line, so an error can say which one."""
+    if inputs.count("-") > 1:
+        raise UserError("'-' (read stdin) can be given only once")
     if "-" not in inputs:
-        return inputs
+        return [("", x) for x in inputs]
     try:
         lines = sys.stdin.read().splitlines() if sys.stdin is not None else []
     except UnicodeDecodeError:
         raise UserError("stdin is not valid UTF-8 text") from None
     out = []
     for x in inputs:
-        out.extend(lines if x == "-" else [x])
+        out.extend([(f"stdin line {n}: ", line) for n, line in enumerate(lines, 1)]
+                   if x == "-" else [("", x)])
     if not out:
         raise UserError("no inputs on stdin")
     return out
