@@ -215,12 +215,14 @@ def main(argv: list[str] | None = None) -> int:
 # --- the commands -------------------------------------------------------------------------------
 
 def cmd_params(args: argparse.Namespace) -> int:
+    """`zeptogpt params`: the parameter table of an architecture."""
     _, config = _model_config(args)
     print(config.format_params())
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`zeptogpt train`: train one seed and save its checkpoint and log."""
     task, config = _model_config(args)
     from zeptogpt.model import ZeptoGPT
 
@@ -233,6 +235,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """`zeptogpt` / `zeptogpt run`: the main job: train, evaluate, trace, save, then sort."""
     from zeptogpt.evaluation import format_trace
     from zeptogpt.model import ZeptoGPT
 
@@ -253,11 +256,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """`zeptogpt eval`: all inputs through the saved model, each marked right or wrong."""
     print(_evaluation(_load_or_train(args)))
     return 0
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
+    """`zeptogpt sort`: sort the given inputs with the saved model."""
     from zeptogpt.evaluation import decode, format_trace
 
     task, _ = _model_config(args)
@@ -272,6 +277,7 @@ def cmd_sort(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    """`zeptogpt trace`: the step-by-step trace of one input."""
     from zeptogpt.evaluation import format_trace
 
     task, _ = _model_config(args)
@@ -282,6 +288,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """`zeptogpt sweep`: many seeds at once; reliability figures printed and saved."""
     import torch
 
     from zeptogpt.checkpoint import RUNS_DIR
@@ -320,6 +327,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    """`zeptogpt plot`: PNGs of attention, the logit lens, the weights or training curves."""
     from zeptogpt import plots
 
     try:
@@ -367,6 +375,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """`zeptogpt serve`: the local web page for a saved model."""
     from zeptogpt.checkpoint import CheckpointError, load
     from zeptogpt.serve import serve
 

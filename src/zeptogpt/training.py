@@ -205,8 +205,8 @@ class Adam:
     times a whole training run here), and because shrinking its state when seeds leave is awkward.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], betas=(0.9, 0.999), weight_decay=0.0,
-                 eps=1e-8) -> None:
+    def __init__(self, params: dict[str, torch.Tensor], betas: tuple[float, float] = (0.9, 0.999),
+                 weight_decay: float = 0.0, eps: float = 1e-8) -> None:
         self.params, self.betas, self.eps, self.t = params, betas, eps, 0  # name -> [K, ...]
         self.weight_decay = weight_decay
         self.m = [torch.zeros_like(p) for p in params.values()]  # first moments
