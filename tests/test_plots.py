@@ -1,5 +1,7 @@
 """Plots: the right panels with the model's numbers written in, PNGs on disk, the CLI's paths."""
 
+import json
+import math
 
 import pytest
 import torch
@@ -74,6 +76,24 @@ def test_curves_and_solved_share(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["share.png"]  # no temporary file left
 
 
+def test_solved_share_title_has_the_sweeps_median(task):
+    from zeptogpt import ModelConfig, Recipe
+    from zeptogpt.sweep import run_sweep
+
+    sweep = run_sweep(task, ModelConfig(), seeds=16, recipe=Recipe(max_steps=300))
+    s, solved = sweep.summary, sorted(x for x in sweep.steps if x is not None)
+    # an even count whose middle two differ: the median lies between two seeds
+    half = len(solved) // 2
+    assert s.solved == len(solved) and len(solved) % 2 == 0
+    assert solved[half - 1] < solved[half]
+    assert s.median_steps == (solved[half - 1] + solved[half]) / 2
+    title = plot_solved_share(sweep.steps, s.step_limit, title=s.variant).axes[0].get_title()
+    assert f", median {s.median_steps:g} steps," in title
+    # with most seeds unsolved the median is still the solved seeds', as in the summary
+    title = plot_solved_share([20, None, 10, None, None], 100).axes[0].get_title()
+    assert title == "2/5 seeds solved within 100 steps, median 15 steps, slowest solved 20"
+
+
 def test_log_round_trip_and_bad_logs(tmp_path):
     path = log_path(tmp_path / "model.safetensors")
     assert path.name == "model.log.jsonl"
@@ -85,6 +105,22 @@ def test_log_round_trip_and_bad_logs(tmp_path):
             read_log(path)
     with pytest.raises(LogError, match="zeptogpt train"):
         read_log(tmp_path / "missing.log.jsonl")
+
+
+def test_a_diverged_loss_is_written_as_json_null_and_read_back_as_nan(tmp_path):
+    path = write_log(tmp_path / "m.log.jsonl", [(0, 1.5, 2), (1, math.nan, 0), (2, math.inf, 0)])
+    lines = path.read_text().splitlines()
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    assert [json.loads(line, parse_constant=refuse)["loss"] for line in lines] == [1.5, None, None]
+    rows = read_log(path)
+    assert rows[0] == (0, 1.5, 2) and [r[0] for r in rows] == [0, 1, 2]
+    assert all(math.isnan(r[1]) for r in rows[1:])
+    path.write_text('[[[[' * 50_000 + "\n")  # nested deeper than Python's JSON reader can go
+    with pytest.raises(LogError, match="line 1 is not a training-log line"):
+        read_log(path)
 
 
 def test_sweep_files_are_checked(tmp_path):

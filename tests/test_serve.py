@@ -95,6 +95,32 @@ def test_fixed_panels(server, checkpoint_path):
     assert info["n_head"] == 2 and info["n_params"] == 318
 
 
+def strict_json(data):
+    """JSON as every reader accepts it: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+def test_curve_of_a_diverged_run_is_json_with_null_losses(tmp_path, checkpoint_path):
+    from zeptogpt.runlog import log_path, write_log
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(checkpoint_path.read_bytes())
+    write_log(log_path(path), [(0, 1.25, 3), (1, float("nan"), 0), (2, float("inf"), 0)])
+    diverged = make_server(load(path), path, port=0)
+    thread = threading.Thread(target=diverged.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, ctype, body = request(diverged, "GET", "/api/curve")
+    finally:
+        diverged.shutdown()
+        diverged.server_close()
+    assert (status, ctype) == (200, "application/json"), body
+    assert strict_json(body)["rows"] == [[0, 1.25, 3], [1, None, 0], [2, None, 0]]
+
+
 def test_page_and_its_files_are_served(server):
     status, ctype, body = request(server, "GET", "/")
     assert status == 200 and ctype.startswith("text/html")

@@ -1,9 +1,21 @@
 import json
+import math
+from dataclasses import replace
 
 import pytest
 
 from zeptogpt import ModelConfig, Recipe
-from zeptogpt.sweep import from_csv, from_json, run_sweep, to_csv, to_json, variants_table
+from zeptogpt.sweep import (
+    Sweep,
+    SweepFileError,
+    from_csv,
+    from_json,
+    read_sweeps,
+    run_sweep,
+    to_csv,
+    to_json,
+    variants_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +61,11 @@ def test_sweep_command_prints_and_saves(tmp_path, cli):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--seeds", "0"], "positive integer"),
-    (["--seeds", "-3"], "positive integer"),
-    (["--seeds", "many"], "positive integer"),
+    (["--seeds", "0"], "expected a number of seeds from 1 to"),
+    (["--seeds", "-3"], "expected a number of seeds from 1 to"),
+    (["--seeds", "many"], "expected a number of seeds from 1 to"),
     (["--variant", "e5"], "known: e6, e6-nopos, e4-nopos, e8-mlp2"),
-    (["--steps", "0"], "positive integer"),
+    (["--steps", "0"], "expected a step limit from 1 to"),
     (["--json", "/proc/zeptogpt/x.json"], "cannot write"),
 ])
 def test_bad_sweep_arguments(tmp_path, monkeypatch, cli, argv, needle):
@@ -70,3 +82,92 @@ def test_unwritable_output_is_refused_before_training(tmp_path, cli):
                        "--json", str(tmp_path / "a.json"))
     assert code == 2 and "cannot write" in err
     assert not (tmp_path / "a.json").exists()
+
+
+def _sweep_file(tmp_path, sweep, summary=None, steps=None):
+    """``sweep`` saved as `zeptogpt sweep --json` does, with summary fields changed and the
+    steps list replaced by ``steps(old_steps)``."""
+    d = json.loads(to_json([sweep]))[0]
+    d["summary"] |= summary or {}
+    if steps is not None:
+        d["steps"] = steps(d["steps"])
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps([d]))
+    return path
+
+
+def test_a_saved_sweep_reads_back_and_none_solved_is_valid(tmp_path, small_sweep):
+    back = read_sweeps(_sweep_file(tmp_path, small_sweep))
+    assert [(b.summary, b.steps) for b in back] == [(small_sweep.summary, small_sweep.steps)]
+    # nobody solved: nan median and margin, as run_sweep writes them, and only nulls
+    none = dict(solved=0, median_steps=float("nan"), p90_steps=float("nan"),
+                worst_margin=float("nan"))
+    back = read_sweeps(_sweep_file(tmp_path, small_sweep, none, lambda st: [None] * len(st)))
+    assert back[0].summary.solved == 0 and back[0].steps == [None] * 24
+    assert math.isnan(back[0].summary.median_steps)
+
+
+def test_sweep_json_is_strict_json_when_no_seed_solved(tmp_path, small_sweep):
+    """NaN is not JSON: a figure that does not exist is written null and read back as nan."""
+    none = replace(small_sweep.summary, solved=0, median_steps=math.nan, p90_steps=math.nan,
+                   worst_margin=math.nan)
+    text = to_json([Sweep(none, [None] * none.seeds)])
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in the JSON")
+    assert json.loads(text, parse_constant=refuse)[0]["summary"]["median_steps"] is None
+    back = from_json(text)[0].summary
+    assert math.isnan(back.median_steps) and math.isnan(back.worst_margin)
+
+
+LIMIT = "must be an integer from 0 to the step limit 50, or null for a seed not solved"
+
+
+@pytest.mark.parametrize("summary, steps, needle", [
+    ({"seeds": 2}, lambda st: ["a", None], f'steps[0] {LIMIT}; got "a"'),
+    ({}, lambda st: [51, *st[1:]], f"steps[0] {LIMIT}; got 51"),
+    ({}, lambda st: [*st[:-1], -1], f"steps[23] {LIMIT}; got -1"),
+    ({}, lambda st: [True, *st[1:]], f"steps[0] {LIMIT}; got true"),
+    ({}, lambda st: [7.0, *st[1:]], f"steps[0] {LIMIT}; got 7.0"),
+    ({}, lambda st: st[:-1], "steps must list one entry per seed (24), got 23"),
+    ({}, lambda st: {"0": 5}, 'expected an object with a "summary" object and a "steps" list'),
+    ({"step_limit": -5}, None, "summary step_limit must be at least 0, got -5"),
+    ({"seeds": 0}, lambda st: [], "summary seeds must be at least 1, got 0"),
+    ({"seeds": True}, None, "summary seeds must be an integer, got true"),
+    ({"seeds": 24.0}, None, "summary seeds must be an integer, got 24.0"),
+    ({"model_steps": -1}, None, "summary model_steps must be at least 0, got -1"),
+    ({"variant": None}, None, "summary variant must be a string, got null"),
+    ({"median_steps": "fast"}, None, 'summary median_steps must be a number, got "fast"'),
+    ({"solved": 0}, None, "is not the number of solved seeds in steps"),
+])
+def test_sweep_files_with_wrong_fields_are_refused(tmp_path, small_sweep, summary, steps,
+                                                   needle):
+    path = _sweep_file(tmp_path, small_sweep, summary, steps)
+    with pytest.raises(SweepFileError) as e:
+        read_sweeps(path)
+    message = str(e.value)
+    assert message.startswith(f"{path} is not a file written by `zeptogpt sweep --json` (")
+    assert needle in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[]", "expected a non-empty JSON list of sweeps"),
+    ('{"summary": {}}', "expected a non-empty JSON list of sweeps"),
+    ("[5]", 'sweep 1: expected an object with a "summary" object'),
+    ('[{"summary": {}, "steps": []}]', "sweep 1: summary variant is missing"),
+    ("[" * 100_000, "maximum recursion depth"),
+])
+def test_sweep_files_of_the_wrong_shape_are_refused(tmp_path, text, needle):
+    path = tmp_path / "sweep.json"
+    path.write_text(text)
+    with pytest.raises(SweepFileError) as e:
+        read_sweeps(path)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_plot_of_a_bad_sweep_file_is_one_line_and_no_png(tmp_path, small_sweep, cli):
+    path = _sweep_file(tmp_path, small_sweep, {"step_limit": -5})
+    code, out, err = cli("plot", "curves", "--sweep", str(path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "step_limit must be at least 0" in err
+    assert not list(tmp_path.rglob("*.png"))

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
-from zeptogpt.files import write_atomic
+from zeptogpt.files import from_fields, write_atomic
 from zeptogpt.model import ModelConfig, ZeptoGPT, variant_name
 from zeptogpt.runlog import Row, log_bytes, log_path
 from zeptogpt.task import SortTask
 
 FORMAT = "zeptogpt-1"  # bump when the layout of the file changes
+MAX_INPUTS = 10**7  # inputs of the largest task a checkpoint may claim (see load)
 RUNS_DIR = Path("runs")  # where checkpoints go by default; git ignores it
 
 
@@ -85,13 +86,27 @@ def load(path: str | Path) -> Checkpoint:
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ZeptoGPT checkpoint (format {FORMAT} expected)")
     try:
-        config = ModelConfig(**json.loads(metadata["config"]))
-        task = SortTask(**json.loads(metadata["task"]))
-        facts = json.loads(metadata.get("facts", "{}"))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an unknown config ({e})") from None
+        config = from_fields(ModelConfig, _json_object(path, metadata, "config"))
+    except ValueError as e:
+        raise CheckpointError(
+            f"{path} has a config that is not a ZeptoGPT architecture ({e})") from None
+    try:
+        task = from_fields(SortTask, _json_object(path, metadata, "task"))
+    except ValueError as e:
+        raise CheckpointError(f"{path} has a task that is not a sorting task ({e})") from None
+    facts = _json_object(path, metadata, "facts") if "facts" in metadata else {}
     if (config.vocab_size, config.block_size) != (task.vocab_size, task.seq_len):
         raise CheckpointError(f"{path}: the model's vocabulary or context does not fit its task")
+    # Sizes are checked before a model is built, so a hand-edited number cannot allocate
+    # gigabytes. The context sizes a T x T mask that no weight bounds without positions, so the
+    # task is bounded by what training and evaluation can enumerate (in logs: no huge powers).
+    if task.length > math.log(MAX_INPUTS) / math.log(len(task.alphabet)):
+        raise CheckpointError(f"{path}: its task has {len(task.alphabet)}^{task.length} inputs, "
+                              f"more than the {MAX_INPUTS:,} this package can enumerate")
+    numbers = sum(v.numel() for v in tensors.values())
+    if numbers != config.n_params:
+        raise CheckpointError(f"{path}: its weights ({numbers} numbers) do not match its config "
+                              f"{variant_name(config)} ({config.n_params} parameters)")
     model = ZeptoGPT(config, torch.Generator())  # weights come from the file; global RNG untouched
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
@@ -101,7 +116,20 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: weights must be finite float32 numbers")
     model.load_state_dict(tensors)
     model.requires_grad_(False)
-    return Checkpoint(model, task, facts if isinstance(facts, dict) else {})
+    return Checkpoint(model, task, facts)
+
+
+def _json_object(path: Path, metadata: dict[str, str], key: str) -> dict:
+    """The metadata entry ``key`` as a JSON object; CheckpointError if missing or anything else."""
+    if key not in metadata:
+        raise CheckpointError(f"{path} has no {key} metadata")
+    try:
+        value = json.loads(metadata[key])
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
+        value = None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: its {key} metadata is not a JSON object")
+    return value
 
 
 def describe(checkpoint: Checkpoint) -> str:

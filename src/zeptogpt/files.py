@@ -1,17 +1,23 @@
-"""Writing results safely: a file is replaced whole or not at all, files that belong together
-(a checkpoint and its log, a sweep's JSON and CSV) are replaced together, and an output that
-cannot be written is found before a long run rather than after it.
+"""Results on disk, safely: a file is replaced whole or not at all, files that belong together
+(a checkpoint and its log, a sweep's JSON and CSV) are replaced together, an output that cannot
+be written is found before a long run rather than after it, and what is read back is checked
+field by field.
 
 Usage::
 
     check_writable(Path("runs/sweep/e6.json"))             # OSError now, not after training
     write_atomic({Path("a.json"): b"...", Path("a.csv"): b"..."})
+    config = from_fields(ModelConfig, json.loads(text))    # ValueError names the bad field
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 
@@ -63,3 +69,33 @@ def check_writable(path: Path) -> None:
     except OSError as e:
         what = f"a file named {path.name!r}" if existing == parent else "folders"
         raise OSError(e.errno, f"cannot make {what} in {existing} ({e.strerror})") from None
+
+
+_KINDS = {int: "an integer", bool: "true or false", str: "a string", float: "a number"}
+
+
+def from_fields(cls: type, values: dict) -> typing.Any:
+    """``cls(**values)`` for a dataclass read back from JSON, every value first checked against
+    its field's type; ValueError with one line naming the field otherwise.
+
+    Types must match exactly (JSON's 6.0 and true are not the integer 6, and "no" is not a bool),
+    except that an integer is a number and null is NaN where a number is expected: NaN is not
+    JSON, so writers put null. Fields with defaults may be left out; unknown ones are refused.
+    """
+    kinds = typing.get_type_hints(cls)
+    checked = {}
+    for name, value in values.items():
+        if name not in kinds:
+            raise ValueError(f"unknown field {name!r}")
+        kind = kinds[name]
+        if kind is float and (value is None or type(value) is int):
+            value = math.nan if value is None else float(value)
+        if type(value) is not kind:
+            shown = json.dumps(value)
+            shown = shown if len(shown) <= 40 else shown[:40] + "..."
+            raise ValueError(f"{name} must be {_KINDS.get(kind, kind)}, got {shown}")
+        checked[name] = value
+    for f in dataclasses.fields(cls):
+        if f.name not in checked and f.default is dataclasses.MISSING:
+            raise ValueError(f"{f.name} is missing")
+    return cls(**checked)  # its __post_init__, if any, checks the values themselves

@@ -133,6 +133,8 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
     (e.g. the variant) goes before the summary."""
     from matplotlib.figure import Figure
 
+    from zeptogpt.sweep import solved_median  # here: sweep imports training, which is heavy
+
     if not steps_to_solve:
         raise ValueError("no seeds to plot")
     n = len(steps_to_solve)
@@ -153,10 +155,8 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
     summary = f"{len(solved)}/{n} seeds solved"
     if max_steps is not None:
         summary += f" within {max_steps} steps"
-    if len(solved) * 2 > n:  # the median seed is a solved one
-        summary += f", median {solved[(n - 1) // 2]} steps"
-    if solved:
-        summary += f", slowest solved {solved[-1]}"
+    if solved:  # the sweep summary's median, over the solved seeds, formatted as it does
+        summary += f", median {solved_median(steps_to_solve):g} steps, slowest solved {solved[-1]}"
     ax.set_title(f"{title}: {summary}" if title else summary)
     return fig
 

@@ -1,6 +1,7 @@
 """The training log of a run: one JSON line per step, ``{"step": 0, "loss": 1.0986, "correct": 3}``
 (``correct`` out of every input), written beside the checkpoint so plots need no re-run: the
-file for ``runs/e6/model.safetensors`` is ``runs/e6/model.log.jsonl``.
+file for ``runs/e6/model.safetensors`` is ``runs/e6/model.log.jsonl``. A loss that is not finite
+(a diverged run) is ``null`` in the file and NaN in the rows.
 
 Usage::
 
@@ -11,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,9 +32,15 @@ def log_path(checkpoint_path: str | Path) -> Path:
 
 
 def log_bytes(rows: Iterable[Row]) -> bytes:
-    """The rows as the file's bytes, one JSON object per line."""
-    return "".join(json.dumps({"step": int(s), "loss": float(loss), "correct": int(c)}) + "\n"
-                   for s, loss, c in rows).encode("utf-8")
+    """The rows as the file's bytes, one JSON object per line; a non-finite loss (a diverged
+    run) is written as null, since NaN and Infinity are not JSON for other readers."""
+    lines = []
+    for step, loss, correct in rows:
+        loss = float(loss)
+        row = {"step": int(step), "loss": loss if math.isfinite(loss) else None,
+               "correct": int(correct)}
+        lines.append(json.dumps(row, allow_nan=False) + "\n")
+    return "".join(lines).encode("utf-8")
 
 
 def write_log(path: str | Path, rows: Iterable[Row]) -> Path:
@@ -57,8 +65,9 @@ def read_log(path: str | Path) -> list[Row]:
             continue
         try:
             d = json.loads(line)
-            rows.append((int(d["step"]), float(d["loss"]), int(d["correct"])))
-        except (ValueError, KeyError, TypeError):
+            loss = math.nan if d["loss"] is None else float(d["loss"])  # null: diverged
+            rows.append((int(d["step"]), loss, int(d["correct"])))
+        except (ValueError, KeyError, TypeError, RecursionError):  # the last: nested deep
             raise LogError(f"{path} line {n} is not a training-log line") from None
     if not rows:
         raise LogError(f"{path} is an empty training log")

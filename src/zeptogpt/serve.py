@@ -23,6 +23,7 @@ Usage: ``serve(load("runs/e6/model.safetensors"), "runs/e6/model.safetensors")``
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from http import HTTPStatus
@@ -61,7 +62,10 @@ class App:
         config = model.config
         # Everything but the trace is fixed for the life of the server: answer it from memory.
         try:
-            curve = dict(rows=[list(r) for r in read_log(log_path(checkpoint_path))], note="")
+            # JSON has no NaN (_send_json refuses it): a diverged step's loss is null, as in the log
+            rows = [[step, loss if math.isfinite(loss) else None, correct]
+                    for step, loss, correct in read_log(log_path(checkpoint_path))]
+            curve = dict(rows=rows, note="")
         except LogError as e:
             curve = dict(rows=[], note=str(e))
         self.fixed = {

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from zeptogpt.files import from_fields
 from zeptogpt.model import VARIANTS, ModelConfig, variant_name
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile, train
@@ -72,15 +73,22 @@ def run_sweep(
     start = time.perf_counter()
     result = train(task, config, recipe, range(first_seed, first_seed + seeds), on_step=on_step)
     wall = time.perf_counter() - start
-    solved = sorted(r.steps for r in result.results if r.solved)
+    steps = [r.steps if r.solved else None for r in result.results]
+    solved = sorted(s for s in steps if s is not None)
     margins = [r.margin for r in result.results if r.solved]
     summary = SweepSummary(
         variant=variant_name(config), params=config.n_params, seeds=seeds, first_seed=first_seed,
-        solved=len(solved), step_limit=recipe.max_steps,
-        median_steps=float(statistics.median(solved)) if solved else math.nan,
+        solved=len(solved), step_limit=recipe.max_steps, median_steps=solved_median(steps),
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
         wall_seconds=round(wall, 3), model_steps=result.model_steps)
-    return Sweep(summary, [r.steps if r.solved else None for r in result.results])
+    return Sweep(summary, steps)
+
+
+def solved_median(steps: Sequence[int | None]) -> float:
+    """Median steps to solve over the solved seeds (None: not solved); nan when none solved.
+    The summary and ``plots.plot_solved_share`` both use it, so they cannot disagree."""
+    solved = [s for s in steps if s is not None]
+    return float(statistics.median(solved)) if solved else math.nan
 
 
 def format_summary(s: SweepSummary) -> str:
@@ -110,13 +118,51 @@ def variants_table(summaries: Sequence[SweepSummary]) -> str:
 # --- files ------------------------------------------------------------------------------------
 
 def to_json(sweeps: Sequence[Sweep]) -> str:
-    return json.dumps([{"summary": s.summary.row(), "steps": s.steps} for s in sweeps], indent=1)
+    """The sweeps as JSON; a figure that does not exist (no seed solved) is null, as NaN is not
+    JSON. Usage: ``Path("e6.json").write_text(to_json([sweep]))``"""
+    def row(s: SweepSummary) -> dict:
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in s.row().items()}
+    return json.dumps([{"summary": row(s.summary), "steps": s.steps} for s in sweeps], indent=1,
+                      allow_nan=False)
 
 
 def from_json(text: str) -> list[Sweep]:
-    names = {f.name for f in fields(SweepSummary)}
-    return [Sweep(SweepSummary(**{k: v for k, v in d["summary"].items() if k in names}),
-                  d["steps"]) for d in json.loads(text)]
+    """The sweeps of ``to_json`` text, checked; ValueError with one line saying what is wrong."""
+    data = json.loads(text)
+    if not isinstance(data, list) or not data:
+        raise ValueError("expected a non-empty JSON list of sweeps")
+    return [_sweep(d, f"sweep {n}") for n, d in enumerate(data, 1)]
+
+
+def _sweep(d: object, where: str) -> Sweep:
+    """One entry of a sweep file as a Sweep, every summary field and step checked."""
+    if not (isinstance(d, dict) and isinstance(d.get("summary"), dict)
+            and isinstance(d.get("steps"), list)):
+        raise ValueError(f'{where}: expected an object with a "summary" object and a "steps" list')
+    summary = {k: v for k, v in d["summary"].items() if k != "share_solved"}  # derived, not read
+    try:
+        s = from_fields(SweepSummary, summary)
+    except ValueError as e:
+        raise ValueError(f"{where}: summary {e}") from None
+    least = dict(params=1, seeds=1, first_seed=0, solved=0, step_limit=0, model_steps=0)
+    for name, low in least.items():
+        if getattr(s, name) < low:
+            raise ValueError(f"{where}: summary {name} must be at least {low}, "
+                             f"got {getattr(s, name)}")
+    steps = d["steps"]
+    if len(steps) != s.seeds:
+        raise ValueError(f"{where}: steps must list one entry per seed ({s.seeds}), "
+                         f"got {len(steps)}")
+    for i, x in enumerate(steps):
+        if x is not None and not (type(x) is int and 0 <= x <= s.step_limit):
+            raise ValueError(f"{where}: steps[{i}] must be an integer from 0 to the step limit "
+                             f"{s.step_limit}, or null for a seed not solved; "
+                             f"got {json.dumps(x)[:40]}")
+    if sum(x is not None for x in steps) != s.solved:
+        raise ValueError(f"{where}: summary solved ({s.solved}) is not the number of solved "
+                         "seeds in steps")
+    return Sweep(s, steps)
 
 
 class SweepFileError(ValueError):
@@ -130,15 +176,15 @@ def read_sweeps(path: str | Path) -> list[Sweep]:
     """
     path = Path(path)
     try:
-        sweeps = from_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or e
         raise SweepFileError(f"cannot read the sweep results {path}: {reason}") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise SweepFileError(f"{path} is not a file written by `zeptogpt sweep --json`") from None
-    if not sweeps or any(len(s.steps) != s.summary.seeds for s in sweeps):
-        raise SweepFileError(f"{path} is not a file written by `zeptogpt sweep --json`")
-    return sweeps
+    try:
+        return from_json(text)
+    except (ValueError, RecursionError) as e:  # RecursionError: JSON nested thousands deep
+        raise SweepFileError(f"{path} is not a file written by `zeptogpt sweep --json` "
+                             f"({e})") from None
 
 
 def to_csv(sweeps: Sequence[Sweep]) -> str:

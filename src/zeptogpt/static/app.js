@@ -231,15 +231,21 @@ function renderCurve(curve) {
   if (!curve.rows.length) { box.textContent = curve.note; return; }
   const W = 720, H = 260, pad = { l: 52, r: 52, t: 12, b: 34 };
   const steps = curve.rows.map((r) => r[0]);
-  const losses = curve.rows.map((r) => Math.log10(Math.max(r[1], 1e-9)));
+  // a null loss is a diverged (NaN) step: no point is drawn for it, rather than a fake 1e-9
+  const losses = curve.rows.map((r) => (r[1] === null ? null : Math.log10(Math.max(r[1], 1e-9))));
+  const finite = losses.filter((l) => l !== null);
   const x0 = steps[0], x1 = Math.max(steps[steps.length - 1], x0 + 1);
-  const lo = Math.floor(Math.min(...losses)), hi = Math.ceil(Math.max(...losses, lo + 1));
+  const lo = finite.length ? Math.floor(Math.min(...finite)) : 0;
+  const hi = Math.ceil(Math.max(...finite, lo + 1));
   const sx = (s) => pad.l + (s - x0) / (x1 - x0) * (W - pad.l - pad.r);
   const sl = (l) => pad.t + (hi - l) / (hi - lo) * (H - pad.t - pad.b);
   const sc = (c) => pad.t + (1 - c / curve.total) * (H - pad.t - pad.b);
-  const line = (ys, color) =>
-    `<polyline fill="none" stroke="${color}" stroke-width="1.6" points="${
-      curve.rows.map((r, i) => `${sx(r[0]).toFixed(1)},${ys[i].toFixed(1)}`).join(" ")}"/>`;
+  const line = (ys, color) => {
+    const points = curve.rows.flatMap((r, i) =>
+      (ys[i] === null ? [] : [`${sx(r[0]).toFixed(1)},${ys[i].toFixed(1)}`]));
+    return `<polyline fill="none" stroke="${color}" stroke-width="1.6" ` +
+           `points="${points.join(" ")}"/>`;
+  };
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
             `role="img" aria-label="training curve">`;
   for (let e = lo; e <= hi; e++) {
@@ -251,7 +257,8 @@ function renderCurve(curve) {
     svg += `<text x="${W - pad.r + 6}" y="${sc(c) + 4}" font-size="11" fill="#2f7de1">` +
            `${Math.round(c)}</text>`;
   }
-  svg += line(losses.map(sl), "#c0392b") + line(curve.rows.map((r) => sc(r[2])), "#2f7de1");
+  svg += line(losses.map((l) => (l === null ? null : sl(l))), "#c0392b") +
+         line(curve.rows.map((r) => sc(r[2])), "#2f7de1");
   svg += `<text x="${W / 2}" y="${H - 8}" text-anchor="middle" font-size="12">step ` +
          `(0 to ${steps[steps.length - 1]})</text>` +
          `<text x="${pad.l}" y="${pad.t + 10}" font-size="12" fill="#c0392b" dx="6">loss (log)</text>` +
