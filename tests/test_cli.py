@@ -150,6 +150,27 @@ def test_serve_without_a_checkpoint_names_the_command_that_makes_it(workdir, cli
     assert code == 2 and "run `zeptogpt train --embed 8 --no-pos` first" in err
 
 
+def test_serve_refuses_what_eval_refuses(workdir, cli):
+    cli("train")
+    path = str(workdir / "runs" / "e6" / "model.safetensors")
+    code, _, err = cli("serve", "--checkpoint", path, "--variant", "e8-mlp2")
+    assert code == 2 and "holds e6, not the e8-mlp2" in err
+    code, _, err = cli("serve", "--checkpoint", str(workdir / "runs"))
+    assert code == 2 and "is a folder, not a checkpoint file" in err
+
+
+def test_a_log_path_that_cannot_be_written_is_refused_before_training(workdir, cli):
+    (workdir / "m.log.jsonl").mkdir()  # where the log of m.safetensors goes
+    code, out, err = cli("train", "--checkpoint", str(workdir / "m.safetensors"))
+    assert code == 2 and "m.log.jsonl is a folder" in err and "Training" not in out
+
+
+def test_sweep_json_and_csv_must_be_two_files(workdir, cli):
+    code, out, err = cli("sweep", "--seeds", "2", "--json", "same.txt", "--csv", "./same.txt")
+    assert code == 2 and "name the same file" in err and out == ""
+    assert not (workdir / "same.txt").exists()
+
+
 def test_a_bad_stdin_line_is_named(workdir, cli, monkeypatch):
     import io
 

@@ -137,6 +137,9 @@ LIMIT = "must be an integer from 0 to the step limit 50, or null for a seed not 
     ({"seeds": 24.0}, None, "summary seeds must be an integer, got 24.0"),
     ({"model_steps": -1}, None, "summary model_steps must be at least 0, got -1"),
     ({"variant": None}, None, "summary variant must be a string, got null"),
+    # the variant names the PNG files of `plot curves --sweep`
+    ({"variant": "../../escaped"}, None, 'variant must be a name like e6-nopos, got "../../esc'),
+    ({"variant": "e6\u0000"}, None, "variant must be a name like e6-nopos"),
     ({"median_steps": "fast"}, None, 'summary median_steps must be a number, got "fast"'),
     ({"solved": 0}, None, "is not the number of solved seeds in steps"),
 ])

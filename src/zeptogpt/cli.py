@@ -304,6 +304,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
     if args.first_seed + args.seeds - 1 > 2**63 - 1:
         raise UserError(f"seeds {args.first_seed}.. run past the last seed, 2**63-1")
+    if json_path.resolve() == csv_path.resolve():
+        raise UserError(f"--json and --csv name the same file, {json_path}")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -376,18 +378,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`zeptogpt serve`: the local web page for a saved model."""
-    from zeptogpt.checkpoint import CheckpointError, load
     from zeptogpt.serve import serve
 
-    _, config = _model_config(args)
+    task, config = _model_config(args)
     path = _checkpoint_path(args, config)
-    try:
-        checkpoint = load(path)
-    except CheckpointError as e:
+    if not path.exists():
         how = " ".join(["zeptogpt train", *_architecture_flags(args),
                         *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
-        hint = "" if path.exists() else f": run `{how}` first"
-        raise UserError(f"{e}{hint}") from None
+        raise UserError(f"no checkpoint at {path}: run `{how}` first")
+    checkpoint = _load(args, path, task, config)
     try:
         serve(checkpoint, path, host=args.host, port=args.port)
     except OSError as e:
@@ -444,9 +443,12 @@ def _train(args: argparse.Namespace, task, config, recipe):
     from dataclasses import asdict
 
     from zeptogpt.checkpoint import Checkpoint
+    from zeptogpt.runlog import log_path
     from zeptogpt.training import train
 
-    _check_writable(_checkpoint_path(args, config))  # refuse before training, not after
+    path = _checkpoint_path(args, config)
+    for output in (path, log_path(path)):  # refuse before training, not after
+        _check_writable(output)
     data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
             else f"all {task.n_inputs} sequences")
     print(f"Training seed {args.seed}: {data} per step, Adam lr {recipe.lr:g}, "
@@ -508,8 +510,6 @@ def _load_or_train(args: argparse.Namespace):
     """The saved checkpoint; with no --checkpoint and none saved yet, train one first, saying so."""
     from contextlib import redirect_stdout
 
-    from zeptogpt.checkpoint import CheckpointError, load
-    from zeptogpt.model import variant_name
     from zeptogpt.training import Recipe
 
     task, config = _model_config(args)
@@ -520,6 +520,15 @@ def _load_or_train(args: argparse.Namespace):
             checkpoint, log = _train(args, task, config, Recipe())
             _save(path, checkpoint, log)
         return checkpoint
+    return _load(args, path, task, config)
+
+
+def _load(args: argparse.Namespace, path: Path, task, config):
+    """The checkpoint at ``path``, refused unless it is for ``task`` and, when architecture
+    flags were given, of the ``config`` they ask for."""
+    from zeptogpt.checkpoint import CheckpointError, load
+    from zeptogpt.model import variant_name
+
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a checkpoint file")
     try:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -145,6 +146,9 @@ def _sweep(d: object, where: str) -> Sweep:
         s = from_fields(SweepSummary, summary)
     except ValueError as e:
         raise ValueError(f"{where}: summary {e}") from None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", s.variant):  # it names the plot's files
+        raise ValueError(f"{where}: summary variant must be a name like e6-nopos, "
+                         f"got {json.dumps(s.variant)[:40]}")
     least = dict(params=1, seeds=1, first_seed=0, solved=0, step_limit=0, model_steps=0)
     for name, low in least.items():
         if getattr(s, name) < low:
