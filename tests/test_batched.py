@@ -87,3 +87,26 @@ def test_training_leaves_the_global_random_state_alone(task):
     before = torch.get_rng_state()
     models = train(task, ModelConfig(), Recipe(max_steps=3), seeds=[0, 1]).models
     assert len(models) == 2 and torch.equal(torch.get_rng_state(), before)
+
+
+def test_no_gradient_is_summed_in_an_order_that_depends_on_thread_timing(task):
+    """Indexing's backward (index_put with accumulate) adds with atomics on the CPU: with 255
+    stacked models on a busy machine, W_E's gradient changed in the last bits from run to run,
+    and a sweep's step counts with it. The training graph must not contain it."""
+    from torch.func import functional_call
+
+    from zeptogpt.training import initial_weights, per_model_loss
+
+    inputs, targets = task.dataset("answer")
+    template = ZeptoGPT(ModelConfig(), torch.Generator())
+    params = initial_weights(template, range(3))
+    loss = per_model_loss(functional_call(template, params, (inputs, 0)), targets).sum()
+    seen, stack = set(), [loss.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    names = {type(fn).__name__ for fn in seen}
+    assert "IndexSelectBackward0" in names  # the embedding lookup, seen by the walk
+    assert not any(name.startswith(("IndexBackward", "IndexPutBackward")) for name in names)

@@ -192,7 +192,10 @@ class ZeptoGPT(nn.Module):
         axis rather than a last axis of 6, where PyTorch's CPU kernel is slow.
         """
         T, D = idx.shape[-1], self.config.d_head
-        x = self.W_E[..., idx, :]  # [..., B, T, E]
+        # index_select rather than W_E[..., idx, :]: the same numbers, but its backward adds into
+        # W_E in a fixed order, where indexing's can use atomics whose order (and so the last
+        # bits) changes from run to run on a busy machine.
+        x = self.W_E.index_select(-2, idx.flatten()).unflatten(-2, idx.shape)  # [..., B, T, E]
         if self.W_pos is not None:
             x = x + self.W_pos[..., None, :T, :]  # [..., B, T, E]
         embed = x
