@@ -355,19 +355,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
         out = out if out is not None else args.sweep.parent
     else:
         path = _checkpoint_path(args, config)
+        name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
         if out is not None:  # refuse before any training, not after
-            name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
             _check_writable(Path(out) / f"{name}.png")
         checkpoint = _load_or_train(args)
         out = out if out is not None else path.parent
         if args.what == "attention":
-            figures = {f"attention-{word}": plots.plot_attention(checkpoint.model, task, word)}
+            figure = plots.plot_attention(checkpoint.model, task, word)
         elif args.what == "lens":
-            figures = {f"lens-{word}": plots.plot_lens(checkpoint.model, task, word)}
+            figure = plots.plot_lens(checkpoint.model, task, word)
         elif args.what == "weights":
-            figures = {"weights": plots.plot_weights(checkpoint.model, task)}
+            figure = plots.plot_weights(checkpoint.model, task)
         else:
-            figures = {"curves": plots.plot_curves(_read_log(path), task.n_inputs)}
+            figure = plots.plot_curves(_read_log(path), task.n_inputs)
+        figures = {name: figure}
     for name, fig in figures.items():
         try:
             print(plots.save_png(fig, Path(out) / f"{name}.png"))
