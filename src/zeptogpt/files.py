@@ -74,6 +74,18 @@ def check_writable(path: Path) -> None:
 _KINDS = {int: "an integer", bool: "true or false", str: "a string", float: "a number"}
 
 
+def json_number(x: float) -> float | None:
+    """``x`` as JSON can hold it: NaN and infinities are not JSON, so they are written null
+    (``from_fields`` reads null back as NaN)."""
+    return x if math.isfinite(x) else None
+
+
+def json_excerpt(value: object) -> str:
+    """A JSON value for a one-line error message, cut to stay short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def from_fields(cls: type, values: dict) -> typing.Any:
     """``cls(**values)`` for a dataclass read back from JSON, every value first checked against
     its field's type; ValueError with one line naming the field otherwise.
@@ -91,9 +103,7 @@ def from_fields(cls: type, values: dict) -> typing.Any:
         if kind is float and (value is None or type(value) is int):
             value = math.nan if value is None else float(value)
         if type(value) is not kind:
-            shown = json.dumps(value)
-            shown = shown if len(shown) <= 40 else shown[:40] + "..."
-            raise ValueError(f"{name} must be {_KINDS.get(kind, kind)}, got {shown}")
+            raise ValueError(f"{name} must be {_KINDS.get(kind, kind)}, got {json_excerpt(value)}")
         checked[name] = value
     for f in dataclasses.fields(cls):
         if f.name not in checked and f.default is dataclasses.MISSING:

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from zeptogpt.files import write_atomic
+from zeptogpt.files import json_number, write_atomic
 
 Row = tuple[int, float, int]  # (step, loss, correct), as SeedResult.log holds them
 
@@ -34,13 +34,8 @@ def log_path(checkpoint_path: str | Path) -> Path:
 def log_bytes(rows: Iterable[Row]) -> bytes:
     """The rows as the file's bytes, one JSON object per line; a non-finite loss (a diverged
     run) is written as null, since NaN and Infinity are not JSON for other readers."""
-    lines = []
-    for step, loss, correct in rows:
-        loss = float(loss)
-        row = {"step": int(step), "loss": loss if math.isfinite(loss) else None,
-               "correct": int(correct)}
-        lines.append(json.dumps(row, allow_nan=False) + "\n")
-    return "".join(lines).encode("utf-8")
+    return "".join(json.dumps({"step": int(s), "loss": json_number(float(loss)), "correct": int(c)},
+                              allow_nan=False) + "\n" for s, loss, c in rows).encode("utf-8")
 
 
 def write_log(path: str | Path, rows: Iterable[Row]) -> Path:

@@ -23,7 +23,6 @@ Usage: ``serve(load("runs/e6/model.safetensors"), "runs/e6/model.safetensors")``
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from http import HTTPStatus
@@ -34,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from zeptogpt.anatomy import dissect, weight_list
 from zeptogpt.checkpoint import Checkpoint, describe
+from zeptogpt.files import json_number
 from zeptogpt.model import variant_name
 from zeptogpt.task import InputError
 
@@ -63,7 +63,7 @@ class App:
         # Everything but the trace is fixed for the life of the server: answer it from memory.
         try:
             # JSON has no NaN (_send_json refuses it): a diverged step's loss is null, as in the log
-            rows = [[step, loss if math.isfinite(loss) else None, correct]
+            rows = [[step, json_number(loss), correct]
                     for step, loss, correct in read_log(log_path(checkpoint_path))]
             curve = dict(rows=rows, note="")
         except LogError as e:

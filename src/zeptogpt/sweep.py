@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from zeptogpt.files import from_fields
+from zeptogpt.files import from_fields, json_excerpt, json_number
 from zeptogpt.model import VARIANTS, ModelConfig, variant_name
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile, train
@@ -122,8 +122,7 @@ def to_json(sweeps: Sequence[Sweep]) -> str:
     """The sweeps as JSON; a figure that does not exist (no seed solved) is null, as NaN is not
     JSON. Usage: ``Path("e6.json").write_text(to_json([sweep]))``"""
     def row(s: SweepSummary) -> dict:
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                for k, v in s.row().items()}
+        return {k: json_number(v) if isinstance(v, float) else v for k, v in s.row().items()}
     return json.dumps([{"summary": row(s.summary), "steps": s.steps} for s in sweeps], indent=1,
                       allow_nan=False)
 
@@ -148,7 +147,7 @@ def _sweep(d: object, where: str) -> Sweep:
         raise ValueError(f"{where}: summary {e}") from None
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", s.variant):  # it names the plot's files
         raise ValueError(f"{where}: summary variant must be a name like e6-nopos, "
-                         f"got {json.dumps(s.variant)[:40]}")
+                         f"got {json_excerpt(s.variant)}")
     least = dict(params=1, seeds=1, first_seed=0, solved=0, step_limit=0, model_steps=0)
     for name, low in least.items():
         if getattr(s, name) < low:
@@ -162,7 +161,7 @@ def _sweep(d: object, where: str) -> Sweep:
         if x is not None and not (type(x) is int and 0 <= x <= s.step_limit):
             raise ValueError(f"{where}: steps[{i}] must be an integer from 0 to the step limit "
                              f"{s.step_limit}, or null for a seed not solved; "
-                             f"got {json.dumps(x)[:40]}")
+                             f"got {json_excerpt(x)}")
     if sum(x is not None for x in steps) != s.solved:
         raise ValueError(f"{where}: summary solved ({s.solved}) is not the number of solved "
                          "seeds in steps")
