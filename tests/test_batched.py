@@ -69,7 +69,9 @@ def test_seeds_leave_the_batch_when_done(task):
 def test_each_seed_keeps_the_weights_of_its_own_verdict(task):
     """Seeds leave at different steps; each must come back with its own weights from that step.
     Float noise grows over many steps (a few seeds drift to another stopping step), so the
-    comparison is made for the seeds whose batched and single runs stop at the same step."""
+    comparison is made for the seeds whose batched and single runs stop at the same step, with a
+    tolerance above that noise (about 2e-3 by step 50) and far below the distance to any other
+    seed's weights, which is checked too."""
     batched = train(task, ModelConfig(), Recipe(max_steps=400), seeds=SEEDS)
     compared = set()
     for seed, model, result in zip(SEEDS, batched.models, batched.results):
@@ -77,9 +79,13 @@ def test_each_seed_keeps_the_weights_of_its_own_verdict(task):
         if single.results[0].steps != result.steps:
             continue
         compared.add(result.steps)
+        own = weights(single.models[0])
         for name, p in weights(model).items():
-            torch.testing.assert_close(p, weights(single.models[0])[name], rtol=1e-3, atol=1e-4)
+            torch.testing.assert_close(p, own[name], rtol=0, atol=1e-2)
             assert not p.requires_grad
+        for other in batched.models:
+            if other is not model:
+                assert max((p - own[n]).abs().max() for n, p in weights(other).items()) > 0.1
     assert len(compared) >= 4  # several seeds, each leaving at a different step
 
 
@@ -108,5 +114,5 @@ def test_no_gradient_is_summed_in_an_order_that_depends_on_thread_timing(task):
             seen.add(fn)
             stack.extend(next_fn for next_fn, _ in fn.next_functions)
     names = {type(fn).__name__ for fn in seen}
-    assert "IndexSelectBackward0" in names  # the embedding lookup, seen by the walk
+    assert "GatherBackward0" in names  # the table lookups, seen by the walk
     assert not any(name.startswith(("IndexBackward", "IndexPutBackward")) for name in names)

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
 from zeptogpt import VARIANTS, ModelConfig, ZeptoGPT
-from zeptogpt.model import variant_name
+from zeptogpt.model import variant_config, variant_name
 
 EXPECTED = {"e6": 318, "e6-nopos": 276, "e4-nopos": 136, "e8-mlp2": 648}
 
@@ -91,3 +91,35 @@ def test_computing_from_a_later_start_gives_the_same_outputs():
         torch.testing.assert_close(part, full[:, start:])
         torch.testing.assert_close(cache["pattern"], full_cache["pattern"][:, :, start:])
         torch.testing.assert_close(cache["resid_post"], full_cache["resid_post"][:, start:])
+
+
+def textbook(model: ZeptoGPT, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same block written the usual way, as in minGPT: every position of every sequence
+    gets its own q, k and v, activations are [B, T, E], LayerNorm is PyTorch's."""
+    T, D = idx.shape[-1], model.config.d_head
+    x = model.W_E[idx] + (model.W_pos[:T] if model.W_pos is not None else 0)  # [B, T, E]
+
+    def ln(m, x):
+        return F.layer_norm(x, x.shape[-1:], m.w, m.b, m.eps)
+
+    h = ln(model.ln1, x)
+    q, k, v = (torch.einsum("bte,hed->bhtd", h, W) for W in (model.W_Q, model.W_K, model.W_V))
+    scores = q @ k.transpose(-1, -2) / D**0.5  # [B, H, T, T]
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    pattern = scores.masked_fill(future, float("-inf")).softmax(-1)  # [B, H, T, T]
+    x = x + torch.einsum("bhtd,hde->bte", pattern @ v, model.W_O)
+    x = x + F.relu(ln(model.ln2, x) @ model.W_in) @ model.W_out
+    return ln(model.ln_f, x) @ model.W_E.T, pattern
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_the_tables_compute_the_textbook_transformer(name):
+    """The model looks attention up in (token, position) tables and keeps activations features
+    first; the outputs must be those of the plain per-position block, for every variant."""
+    model = ZeptoGPT(variant_config(name), torch.Generator().manual_seed(5))
+    idx = torch.tensor([[1, 3, 2, 0, 1, 2, 3], [2, 2, 1, 0, 1, 2, 2], [3, 1, 1, 0, 1, 1, 3]])
+    for T in (1, 4, 7):
+        logits, cache = model.run_with_cache(idx[:, :T])
+        expected_logits, expected_pattern = textbook(model, idx[:, :T])
+        torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(cache["pattern"], expected_pattern, atol=1e-6, rtol=1e-5)

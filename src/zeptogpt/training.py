@@ -124,10 +124,12 @@ def train(
         with torch.no_grad():
             # Teacher-forced answers equal greedy decoding's whenever every earlier answer token
             # is right, so an input counts as correct here exactly when greedy decoding sorts it.
-            probs = letter_probs(logits[:, :, at_answer], task.sep_id)  # [K, N, L, V]
-            hit = probs.argmax(-1) == answer  # [K, N, L]
-            correct = hit.all(-1).sum(-1)  # [K]
-            p_answer = probs.gather(-1, answer.expand(hit.shape)[..., None])[..., 0]  # [K, N, L]
+            # Read in the network's own layout, vocabulary first (a view of the same logits):
+            # there these reductions run over an outer axis, several times faster.
+            probs = letter_probs(logits[:, :, at_answer].transpose(1, 3), task.sep_id, dim=1)
+            hit = probs.max(1).indices == answer.T  # [K, L, N]; probs: [K, V, L, N]
+            correct = hit.all(1).sum(-1)  # [K]
+            p_answer = probs.gather(1, answer.T.expand(hit.shape)[:, None])[:, 0]  # [K, L, N]
             margin = p_answer.amin((-1, -2))  # [K]
             solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
             done = solved | (step == recipe.max_steps)  # [K]
@@ -188,10 +190,12 @@ def per_model_loss(
     ``counts[k, n]`` times would; without it every sequence counts once.
     Usage: ``per_model_loss(logits, targets)  # logits [K, N, S, V], targets [N, S]``
     """
-    K, N, V = logits.shape[0], targets.shape[0], logits.shape[-1]
-    nll = F.cross_entropy(logits.reshape(-1, V), targets.expand(logits.shape[:-1]).reshape(-1),
-                          ignore_index=IGNORE, reduction="none")  # [K * N * S], 0 where masked
-    per_sequence = nll.view(K, N, -1).sum(-1)  # [K, N]
+    K, N = logits.shape[0], targets.shape[0]
+    # The vocabulary as axis 1, the layout the network computes in (docs/engine.md), where
+    # cross_entropy's softmax runs over an outer axis rather than a last axis of 4.
+    nll = F.cross_entropy(logits.transpose(1, -1), targets.mT.expand(K, -1, -1),
+                          ignore_index=IGNORE, reduction="none")  # [K, S, N], 0 where masked
+    per_sequence = nll.sum(1)  # [K, N]
     scored = (targets != IGNORE).view(N, -1).sum(-1)  # [N]: targets the loss reads per sequence
     if counts is None:
         return per_sequence.sum(-1) / scored.sum()  # [K]
