@@ -68,25 +68,27 @@ def test_seeds_leave_the_batch_when_done(task):
 
 def test_each_seed_keeps_the_weights_of_its_own_verdict(task):
     """Seeds leave at different steps; each must come back with its own weights from that step.
-    Float noise grows over many steps (a few seeds drift to another stopping step), so the
-    comparison is made for the seeds whose batched and single runs stop at the same step, with a
-    tolerance above that noise (about 2e-3 by step 50) and far below the distance to any other
-    seed's weights, which is checked too."""
+
+    Checked against what the run itself recorded for that seed at its verdict (its loss and its
+    count of inputs sorted), not against a single-seed run: after some 40 steps this recipe
+    amplifies the float noise between a batch of 8 and a batch of 1 (about 1e-6 at step 20,
+    1e-3 at step 40, 0.1 at step 80), so a later leaver can stop at the same step with visibly
+    different weights. Another seed's weights would give another seed's loss."""
+    from zeptogpt.evaluation import evaluate
+    from zeptogpt.training import per_model_loss
+
     batched = train(task, ModelConfig(), Recipe(max_steps=400), seeds=SEEDS)
-    compared = set()
-    for seed, model, result in zip(SEEDS, batched.models, batched.results):
-        single = train(task, ModelConfig(), Recipe(max_steps=400), seeds=[seed])
-        if single.results[0].steps != result.steps:
-            continue
-        compared.add(result.steps)
-        own = weights(single.models[0])
-        for name, p in weights(model).items():
-            torch.testing.assert_close(p, own[name], rtol=0, atol=1e-2)
-            assert not p.requires_grad
-        for other in batched.models:
-            if other is not model:
-                assert max((p - own[n]).abs().max() for n, p in weights(other).items()) > 0.1
-    assert len(compared) >= 4  # several seeds, each leaving at a different step
+    inputs, targets = task.dataset("answer")
+    losses = []
+    for model, result in zip(batched.models, batched.results):
+        with torch.no_grad():
+            loss = per_model_loss(model(inputs)[None], targets).item()
+        assert abs(loss - result.loss) < 1e-5
+        assert evaluate(model, task).correct == result.correct == task.n_inputs
+        assert not any(p.requires_grad for p in model.parameters())
+        losses.append(loss)
+    assert len({r.steps for r in batched.results}) >= 4  # several seeds, leaving at different steps
+    assert min(abs(a - b) for i, a in enumerate(losses) for b in losses[i + 1:]) > 1e-4
 
 
 def test_training_leaves_the_global_random_state_alone(task):

@@ -2,7 +2,9 @@
 
 Shape letters: B batch, T tokens so far, S positions whose output is computed (T unless asked
 otherwise), V vocabulary, E embedding (d_model), H heads, D head dimension (E // H), M MLP hidden
-width; a leading "..." is an optional stack of models. Weights are named like the math
+width; a leading "..." is an optional stack of models. Inside the network activations are laid
+out features first and batch last, [..., E, T, B] (see ``ZeptoGPT.run_with_cache``); what it
+returns is the usual way round, [..., B, T, E]. Weights are named like the math
 (TransformerLens style): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out; the unembedding is W_E.T.
 """
 
@@ -210,37 +212,37 @@ class ZeptoGPT(nn.Module):
         """
         V, T, D = self.config.vocab_size, idx.shape[-1], self.config.d_head
         S = T - start
-        pairs = self.W_E.mT[..., :, None]  # [..., E, V, 1]: token embeddings, one per column
+        # The tables below hold each (token, position) pair once, flattened; these say where
+        # each sequence finds its own tokens in them.
+        key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: pair of each token, in [V, T]
+        query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]: pair, in [V, S]
+        pairs = self.W_E.mT[..., :, None]  # [..., E, V, 1]
         if self.W_pos is not None:
             pairs = pairs + self.W_pos.mT[..., None, :T]  # [..., E, V, T]
-        pairs = pairs.expand(*pairs.shape[:-1], T)  # [..., E, V, T]: every (token, position)
+        pairs = pairs.expand(*pairs.shape[:-1], T)  # [..., E, V, T]: every pair's embedding
+        x = lookup(pairs.flatten(-2), key[start:])  # [..., E, S, B]: the residual stream
+        embed = x
         h = self.ln1(pairs)  # [..., E, V, T]
-        q = torch.einsum("...hed,...evs->...hdvs", self.W_Q, h[..., start:]) / math.sqrt(D)
-        # q: [..., H, D, V, S]; k, v: [..., H, D, V, T]
-        k = torch.einsum("...hed,...evt->...hdvt", self.W_K, h)
-        v = torch.einsum("...hed,...evt->...hdvt", self.W_V, h)
-        # Every key pair's score for every query pair, keys later than the query at -inf.
-        qk = torch.einsum("...hdvt,...hdus->...hvtus", k, q) + self.causal_mask[:T, None, start:T]
-        # qk: [..., H, V, T, V, S]. Where each sequence finds its tokens in those tables:
-        key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: column (token, position) of k, v
-        query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]: column of q
-        pair = key[:, None, :] * (V * S) + query  # [T, S, B]: entry of qk, flattened
-        scores = lookup(qk.flatten(-4), pair)  # [..., H, T, S, B]
+        q = torch.einsum("...hed,...evs->...hdvs", self.W_Q, h[..., start:])  # [..., H, D, V, S]
+        k = torch.einsum("...hed,...evt->...hdvt", self.W_K, h)  # [..., H, D, V, T]
+        v = torch.einsum("...hed,...evt->...hdvt", self.W_V, h)  # [..., H, D, V, T]
+        qk = torch.einsum("...hdvt,...hdus->...hvtus", k, q / math.sqrt(D))  # [..., H, V, T, V, S]
+        qk = qk + self.causal_mask[:T, None, start:T]  # [..., H, V, T, V, S]: later keys -inf
+        scores = lookup(qk.flatten(-4), key[:, None, :] * (V * S) + query)  # [..., H, T, S, B]
         pattern_kq = scores.softmax(dim=-3)  # [..., H, T, S, B]: each query's weights on keys
         values = lookup(v.flatten(-2), key)  # [..., H, D, T, B]
         z = torch.einsum("...htsb,...hdtb->...hdsb", pattern_kq, values)  # [..., H, D, S, B]
         attn_out = torch.einsum("...hde,...hdsb->...esb", self.W_O, z)  # [..., E, S, B]
-        embed = lookup(pairs.flatten(-2), key[start:])  # [..., E, S, B]
-        x = embed + attn_out  # [..., E, S, B]
+        x = x + attn_out  # [..., E, S, B]
         resid_mid = x
         h = self.ln2(x)  # [..., E, S, B]
         hidden = F.relu(torch.einsum("...em,...esb->...msb", self.W_in, h))  # [..., M, S, B]
         x = x + torch.einsum("...me,...msb->...esb", self.W_out, hidden)  # [..., E, S, B]
         logits = self._unembed(x)  # [..., V, S, B]
-        pattern = pattern_kq.movedim(-1, -4).transpose(-1, -2)  # [..., B, H, S, T]
         cache = dict(embed=embed, attn_out=attn_out, resid_mid=resid_mid, mlp_hidden=hidden,
                      resid_post=x)
-        cache = {name: a.transpose(-1, -3) for name, a in cache.items()}  # [..., B, T, E]
+        cache = {name: a.transpose(-1, -3) for name, a in cache.items()}  # [..., B, S, E or M]
+        pattern = pattern_kq.movedim(-1, -4).transpose(-1, -2)  # [..., B, H, S, T]
         return logits.transpose(-1, -3), cache | dict(pattern=pattern)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
