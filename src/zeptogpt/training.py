@@ -184,7 +184,7 @@ def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Te
 def per_model_loss(
     logits: torch.Tensor, targets: torch.Tensor, counts: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean next-token cross-entropy of each model over the unmasked targets: [K, N, ...] -> [K].
+    """Mean next-token cross-entropy of each model over the unmasked targets: [K, N, S, V] -> [K].
 
     ``counts`` [K, N] weighs each model's sequences, as a minibatch that drew sequence n
     ``counts[k, n]`` times would; without it every sequence counts once.
