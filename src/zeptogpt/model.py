@@ -11,6 +11,7 @@ returns is the usual way round, [..., B, T, E]. Weights are named like the math
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -106,15 +107,24 @@ def variant_name(config: ModelConfig) -> str:
 
 
 @torch.no_grad()
-def init_weight(name: str, weight: torch.Tensor, generator: torch.Generator | None = None) -> None:
+def init_weight(
+    name: str, weight: torch.Tensor,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+) -> None:
     """Initialise the weight called ``name`` in place; ZeptoGPT draws its weights in
-    ``named_parameters()`` order from one generator. Usage: ``init_weight("W_Q", w, g)``"""
+    ``named_parameters()`` order from one generator. A stack of K models' weights ``[K, ...]``
+    takes K generators, model k's weight drawn from the k-th.
+    Usage: ``init_weight("W_Q", w, g)``; ``init_weight("W_Q", stacked, [g0, g1])``"""
     if name.startswith("ln"):
-        weight.fill_(1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm
+        weight.fill_(1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm, drawing nothing
         return
     # unit-variance embeddings (as nn.Embedding); matrices scaled by their fan-in
     fan_in = 1 if name in ("W_E", "W_pos") else weight.shape[-2]
-    weight.normal_(std=1 / math.sqrt(fan_in), generator=generator)
+    if generator is None or isinstance(generator, torch.Generator):
+        weight.normal_(std=1 / math.sqrt(fan_in), generator=generator)
+        return
+    for w, g in zip(weight, generator, strict=True):
+        w.normal_(std=1 / math.sqrt(fan_in), generator=g)
 
 
 def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -174,10 +174,9 @@ def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Te
     Drawn straight into the stack: building K modules would cost more than training them.
     """
     stacked = {name: torch.empty(len(seeds), *p.shape) for name, p in model.named_parameters()}
-    for k, seed in enumerate(seeds):
-        generator = torch.Generator().manual_seed(seed)
-        for name, weights in stacked.items():  # named_parameters() order, as the module draws
-            init_weight(name, weights[k], generator)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    for name, weights in stacked.items():  # named_parameters() order, as the module draws
+        init_weight(name, weights, generators)
     return {name: w.requires_grad_(True) for name, w in stacked.items()}
 
 
