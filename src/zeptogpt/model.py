@@ -119,12 +119,12 @@ def init_weight(
         weight.fill_(1.0 if name.endswith(".w") else 0.0)  # identity LayerNorm, drawing nothing
         return
     # unit-variance embeddings (as nn.Embedding); matrices scaled by their fan-in
-    fan_in = 1 if name in ("W_E", "W_pos") else weight.shape[-2]
+    std = 1 / math.sqrt(1 if name in ("W_E", "W_pos") else weight.shape[-2])
     if generator is None or isinstance(generator, torch.Generator):
-        weight.normal_(std=1 / math.sqrt(fan_in), generator=generator)
+        weight.normal_(std=std, generator=generator)
         return
     for w, g in zip(weight, generator, strict=True):
-        w.normal_(std=1 / math.sqrt(fan_in), generator=g)
+        w.normal_(std=std, generator=g)
 
 
 def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

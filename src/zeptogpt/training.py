@@ -105,7 +105,7 @@ def train(
     final = {name: torch.empty_like(p) for name, p in params.items()}  # each seed's verdict
     optimizer = Adam(params, recipe.betas, recipe.weight_decay)
     inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
-    answer = targets[:, task.answer]  # [N, L]: the sorted letters, under either objective
+    answer = targets[:, task.answer].T  # [L, N]: the sorted letters, under either objective
     # The answer objective needs outputs from <sep> on only: the model skips the rest.
     start = task.answer.start if recipe.objective == "answer" else 0
     targets = targets[:, start:]  # [N, S]
@@ -127,9 +127,9 @@ def train(
             # Read in the network's own layout, vocabulary first (a view of the same logits):
             # there these reductions run over an outer axis, several times faster.
             probs = letter_probs(logits[:, :, at_answer].transpose(1, 3), task.sep_id, dim=1)
-            hit = probs.max(1).indices == answer.T  # [K, L, N]; probs: [K, V, L, N]
+            hit = probs.max(1).indices == answer  # [K, L, N]; probs: [K, V, L, N]
             correct = hit.all(1).sum(-1)  # [K]
-            p_answer = probs.gather(1, answer.T.expand(hit.shape)[:, None])[:, 0]  # [K, L, N]
+            p_answer = probs.gather(1, answer.expand(hit.shape)[:, None])[:, 0]  # [K, L, N]
             margin = p_answer.amin((-1, -2))  # [K]
             solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
             done = solved | (step == recipe.max_steps)  # [K]
