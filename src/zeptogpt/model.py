@@ -237,7 +237,9 @@ class ZeptoGPT(nn.Module):
         k = torch.einsum("...hed,...evt->...hdvt", self.W_K, h)  # [..., H, D, V, T]
         v = torch.einsum("...hed,...evt->...hdvt", self.W_V, h)  # [..., H, D, V, T]
         qk = torch.einsum("...hdvt,...hdus->...hvtus", k, q / math.sqrt(D))  # [..., H, V, T, V, S]
-        qk = qk + self.causal_mask[:T, None, start:T]  # [..., H, V, T, V, S]: later keys -inf
+        # The mask made contiguous first: added as a broadcast [T, 1, S], it took 25x longer.
+        mask = self.causal_mask[:T, None, start:T].expand(T, V, S).contiguous()  # [T, V, S]
+        qk = qk + mask  # [..., H, V, T, V, S]: later keys -inf
         scores = lookup(qk.flatten(-4), key[:, None, :] * (V * S) + query)  # [..., H, T, S, B]
         pattern_kq = scores.softmax(dim=-3)  # [..., H, T, S, B]: each query's weights on keys
         values = lookup(v.flatten(-2), key)  # [..., H, D, T, B]
