@@ -1,6 +1,8 @@
+import csv
+import io
 import json
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
@@ -11,6 +13,7 @@ from zeptogpt.sweep import (
     from_csv,
     from_json,
     read_sweeps,
+    result_name,
     run_sweep,
     to_csv,
     to_json,
@@ -39,7 +42,25 @@ def test_counts_add_up(small_sweep):
 def test_json_and_csv_round_trip(small_sweep):
     back = from_json(to_json([small_sweep]))[0]
     assert back.summary == small_sweep.summary and back.steps == small_sweep.steps
+    assert back.recipe == small_sweep.recipe == Recipe(max_steps=50)
     assert from_csv(to_csv([small_sweep])) == [small_sweep.summary]
+    # the CSV row says how the seeds were trained too
+    row = next(csv.DictReader(io.StringIO(to_csv([small_sweep]))))
+    recipe = small_sweep.recipe
+    assert (float(row["lr"]), float(row["beta1"]), float(row["beta2"]), row["objective"]) == (
+        recipe.lr, *recipe.betas, recipe.objective)
+
+
+def test_every_recipe_change_shows_in_the_default_file_name():
+    default = result_name("e6", 256, 0, Recipe())
+    assert default == "e6-256seeds" and result_name("e6", 256, 7, Recipe()) == "e6-256seeds-from7"
+    changed = dict(max_steps=500, lr=0.01, warmup=10, betas=(0.9, 0.99), weight_decay=0.0,
+                   objective="full", batch_size=32, margin=0.5)
+    assert set(changed) == {f.name for f in fields(Recipe)}  # a new field must be named too
+    names = {result_name("e6", 256, 0, Recipe(**{k: v})) for k, v in changed.items()}
+    assert len(names) == len(changed) and default not in names
+    two = Recipe(max_steps=500, lr=0.01)
+    assert result_name("e6", 256, 0, two) == "e6-256seeds-steps500-lr0.01"
 
 
 def test_variants_table_keeps_the_seed_words(small_sweep):
@@ -57,7 +78,18 @@ def test_sweep_command_prints_and_saves(tmp_path, cli):
     assert "e6 (318 params): 6/6 seeds solved (100.0 %)" in out
     saved = json.loads(j.read_text())
     assert saved[0]["summary"]["seeds"] == 6 and len(saved[0]["steps"]) == 6
+    assert saved[0]["recipe"]["max_steps"] == 300
     assert from_csv(c.read_text())[0].solved == 6
+
+
+def test_a_sweep_under_another_recipe_keeps_its_own_files(tmp_path, monkeypatch, cli):
+    monkeypatch.chdir(tmp_path)
+    for lr in ("0.03", "0.01"):
+        code, out, _ = cli("sweep", "--seeds", "2", "--steps", "5", "--lr", lr, "--threads", "1")
+        assert code == 0, out
+    default, other = (read_sweeps(tmp_path / "runs" / "sweep" / f"e6-2seeds-steps5{tag}.json")
+                      for tag in ("", "-lr0.01"))
+    assert (default[0].recipe.lr, other[0].recipe.lr) == (0.03, 0.01)
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -84,11 +116,12 @@ def test_unwritable_output_is_refused_before_training(tmp_path, cli):
     assert not (tmp_path / "a.json").exists()
 
 
-def _sweep_file(tmp_path, sweep, summary=None, steps=None):
-    """``sweep`` saved as `zeptogpt sweep --json` does, with summary fields changed and the
-    steps list replaced by ``steps(old_steps)``."""
+def _sweep_file(tmp_path, sweep, summary=None, steps=None, recipe=None):
+    """``sweep`` saved as `zeptogpt sweep --json` does, with summary and recipe fields changed
+    and the steps list replaced by ``steps(old_steps)``."""
     d = json.loads(to_json([sweep]))[0]
     d["summary"] |= summary or {}
+    d["recipe"] |= recipe or {}
     if steps is not None:
         d["steps"] = steps(d["steps"])
     path = tmp_path / "sweep.json"
@@ -111,7 +144,7 @@ def test_sweep_json_is_strict_json_when_no_seed_solved(tmp_path, small_sweep):
     """NaN is not JSON: a figure that does not exist is written null and read back as nan."""
     none = replace(small_sweep.summary, solved=0, median_steps=math.nan, p90_steps=math.nan,
                    worst_margin=math.nan)
-    text = to_json([Sweep(none, [None] * none.seeds)])
+    text = to_json([Sweep(none, [None] * none.seeds, small_sweep.recipe)])
 
     def refuse(constant):
         raise ValueError(f"{constant} in the JSON")
@@ -130,7 +163,7 @@ LIMIT = "must be an integer from 0 to the step limit 50, or null for a seed not 
     ({}, lambda st: [True, *st[1:]], f"steps[0] {LIMIT}; got true"),
     ({}, lambda st: [7.0, *st[1:]], f"steps[0] {LIMIT}; got 7.0"),
     ({}, lambda st: st[:-1], "steps must list one entry per seed (24), got 23"),
-    ({}, lambda st: {"0": 5}, 'expected an object with a "summary" object and a "steps" list'),
+    ({}, lambda st: {"0": 5}, 'expected an object with a "summary" object, a "recipe" object'),
     ({"step_limit": -5}, None, "summary step_limit must be at least 0, got -5"),
     ({"seeds": 0}, lambda st: [], "summary seeds must be at least 1, got 0"),
     ({"seeds": True}, None, "summary seeds must be an integer, got true"),
@@ -145,7 +178,23 @@ LIMIT = "must be an integer from 0 to the step limit 50, or null for a seed not 
 ])
 def test_sweep_files_with_wrong_fields_are_refused(tmp_path, small_sweep, summary, steps,
                                                    needle):
-    path = _sweep_file(tmp_path, small_sweep, summary, steps)
+    _refused(_sweep_file(tmp_path, small_sweep, summary, steps), needle)
+
+
+@pytest.mark.parametrize("recipe, needle", [
+    ({"lr": "fast"}, 'recipe lr must be a number, got "fast"'),
+    ({"lr": -1}, "recipe lr, margin must be positive"),
+    ({"betas": [0.9]}, "recipe betas must be a list of 2 numbers, got [0.9]"),
+    ({"betas": [0.9, True]}, "recipe betas must be a list of 2 numbers"),
+    ({"objective": "everything"}, "recipe objective must be one of"),
+    ({"max_steps": 60}, "recipe max_steps (60) is not the summary's step_limit (50)"),
+    ({"momentum": 0.9}, "recipe unknown field 'momentum'"),
+])
+def test_sweep_files_with_a_wrong_recipe_are_refused(tmp_path, small_sweep, recipe, needle):
+    _refused(_sweep_file(tmp_path, small_sweep, recipe=recipe), needle)
+
+
+def _refused(path, needle):
     with pytest.raises(SweepFileError) as e:
         read_sweeps(path)
     message = str(e.value)
@@ -157,7 +206,7 @@ def test_sweep_files_with_wrong_fields_are_refused(tmp_path, small_sweep, summar
     ("[]", "expected a non-empty JSON list of sweeps"),
     ('{"summary": {}}', "expected a non-empty JSON list of sweeps"),
     ("[5]", 'sweep 1: expected an object with a "summary" object'),
-    ('[{"summary": {}, "steps": []}]', "sweep 1: summary variant is missing"),
+    ('[{"summary": {}, "recipe": {}, "steps": []}]', "sweep 1: summary variant is missing"),
     ("[" * 100_000, "maximum recursion depth"),
 ])
 def test_sweep_files_of_the_wrong_shape_are_refused(tmp_path, text, needle):

@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seeds are N, N+1, ... (default 0)")
     _add_recipe_options(sweep)
     sweep.add_argument("--json", type=Path, metavar="FILE",
-                       help="save the results as JSON (default runs/sweep/<name>.json)")
+                       help="save the results as JSON (default runs/sweep/<name>.json, the "
+                       "name saying what was swept and any change to the recipe)")
     sweep.add_argument("--csv", type=Path, metavar="FILE",
                        help="save the summaries as CSV (default runs/sweep/<name>.csv)")
     sweep.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a thread count"),
@@ -294,12 +295,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from zeptogpt.checkpoint import RUNS_DIR
     from zeptogpt.files import write_atomic
     from zeptogpt.model import VARIANTS, variant_config
-    from zeptogpt.sweep import format_summary, run_sweep, to_csv, to_json, variants_table
+    from zeptogpt.sweep import (
+        format_summary,
+        result_name,
+        run_sweep,
+        to_csv,
+        to_json,
+        variants_table,
+    )
     from zeptogpt.task import SortTask
 
     names = list(VARIANTS) if args.all_variants else [args.variant]
-    stem = "variants" if args.all_variants else args.variant
-    stem += f"-{args.seeds}seeds" + (f"-from{args.first_seed}" if args.first_seed else "")
+    recipe = _recipe(args)
+    stem = result_name("variants" if args.all_variants else args.variant, args.seeds,
+                       args.first_seed, recipe)
     json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
     csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
     if args.first_seed + args.seeds - 1 > 2**63 - 1:
@@ -310,7 +319,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _check_writable(path)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     task = SortTask()
-    recipe = _recipe(args)
     sweeps = []
     for name in names:
         with _SweepProgress(name, args.seeds) as progress:

@@ -92,7 +92,8 @@ def from_fields(cls: type, values: dict) -> typing.Any:
 
     Types must match exactly (JSON's 6.0 and true are not the integer 6, and "no" is not a bool),
     except that an integer is a number and null is NaN where a number is expected: NaN is not
-    JSON, so writers put null. Fields with defaults may be left out; unknown ones are refused.
+    JSON, so writers put null. A tuple field (of numbers) is read from a list. Fields with
+    defaults may be left out; unknown ones are refused.
     """
     kinds = typing.get_type_hints(cls)
     checked = {}
@@ -100,6 +101,14 @@ def from_fields(cls: type, values: dict) -> typing.Any:
         if name not in kinds:
             raise ValueError(f"unknown field {name!r}")
         kind = kinds[name]
+        if typing.get_origin(kind) is tuple:  # of numbers, like Adam's betas; JSON has lists
+            n = len(typing.get_args(kind))
+            if not (type(value) is list and len(value) == n
+                    and all(type(v) in (int, float) for v in value)):
+                raise ValueError(f"{name} must be a list of {n} numbers, "
+                                 f"got {json_excerpt(value)}")
+            checked[name] = tuple(float(v) for v in value)
+            continue
         if kind is float and (value is None or type(value) is int):
             value = math.nan if value is None else float(value)
         if type(value) is not kind:

@@ -53,10 +53,12 @@ class SweepSummary:
 
 @dataclass
 class Sweep:
-    """A summary plus each seed's steps to solve (None where it failed), for curves."""
+    """A summary, each seed's steps to solve (None where it failed), for curves, and the recipe
+    the seeds were trained with, so that a saved result says how it was obtained."""
 
     summary: SweepSummary
     steps: list[int | None]
+    recipe: Recipe
 
 
 def run_sweep(
@@ -82,7 +84,7 @@ def run_sweep(
         solved=len(solved), step_limit=recipe.max_steps, median_steps=solved_median(steps),
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
         wall_seconds=round(wall, 3), model_steps=result.model_steps)
-    return Sweep(summary, steps)
+    return Sweep(summary, steps, recipe)
 
 
 def solved_median(steps: Sequence[int | None]) -> float:
@@ -90,6 +92,24 @@ def solved_median(steps: Sequence[int | None]) -> float:
     The summary and ``plots.plot_solved_share`` both use it, so they cannot disagree."""
     solved = [s for s in steps if s is not None]
     return float(statistics.median(solved)) if solved else math.nan
+
+
+def result_name(variant: str, seeds: int, first_seed: int, recipe: Recipe) -> str:
+    """The file name (without suffix) a sweep's results get unless told otherwise: what was swept
+    and every way its recipe differs from the default, so that sweeps under different recipes
+    never overwrite one another.
+
+    Usage: ``result_name("e6", 256, 0, Recipe(lr=0.01))  # "e6-256seeds-lr0.01"``
+    """
+    name = f"{variant}-{seeds}seeds" + (f"-from{first_seed}" if first_seed else "")
+    short = dict(max_steps="steps", weight_decay="wd", batch_size="batch", objective="")
+    for f in fields(Recipe):
+        value = getattr(recipe, f.name)
+        if value != f.default:
+            text = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else (
+                f"{value:g}" if isinstance(value, float) else str(value))
+            name += f"-{short.get(f.name, f.name)}{text}"
+    return name
 
 
 def format_summary(s: SweepSummary) -> str:
@@ -123,8 +143,8 @@ def to_json(sweeps: Sequence[Sweep]) -> str:
     JSON. Usage: ``Path("e6.json").write_text(to_json([sweep]))``"""
     def row(s: SweepSummary) -> dict:
         return {k: json_number(v) if isinstance(v, float) else v for k, v in s.row().items()}
-    return json.dumps([{"summary": row(s.summary), "steps": s.steps} for s in sweeps], indent=1,
-                      allow_nan=False)
+    return json.dumps([{"summary": row(s.summary), "recipe": asdict(s.recipe), "steps": s.steps}
+                       for s in sweeps], indent=1, allow_nan=False)
 
 
 def from_json(text: str) -> list[Sweep]:
@@ -138,8 +158,9 @@ def from_json(text: str) -> list[Sweep]:
 def _sweep(d: object, where: str) -> Sweep:
     """One entry of a sweep file as a Sweep, every summary field and step checked."""
     if not (isinstance(d, dict) and isinstance(d.get("summary"), dict)
-            and isinstance(d.get("steps"), list)):
-        raise ValueError(f'{where}: expected an object with a "summary" object and a "steps" list')
+            and isinstance(d.get("recipe"), dict) and isinstance(d.get("steps"), list)):
+        raise ValueError(f'{where}: expected an object with a "summary" object, a "recipe" '
+                         'object and a "steps" list')
     summary = {k: v for k, v in d["summary"].items() if k != "share_solved"}  # derived, not read
     try:
         s = from_fields(SweepSummary, summary)
@@ -153,6 +174,13 @@ def _sweep(d: object, where: str) -> Sweep:
         if getattr(s, name) < low:
             raise ValueError(f"{where}: summary {name} must be at least {low}, "
                              f"got {getattr(s, name)}")
+    try:
+        recipe = from_fields(Recipe, d["recipe"])
+    except ValueError as e:
+        raise ValueError(f"{where}: recipe {e}") from None
+    if recipe.max_steps != s.step_limit:
+        raise ValueError(f"{where}: recipe max_steps ({recipe.max_steps}) is not the summary's "
+                         f"step_limit ({s.step_limit})")
     steps = d["steps"]
     if len(steps) != s.seeds:
         raise ValueError(f"{where}: steps must list one entry per seed ({s.seeds}), "
@@ -165,7 +193,7 @@ def _sweep(d: object, where: str) -> Sweep:
     if sum(x is not None for x in steps) != s.solved:
         raise ValueError(f"{where}: summary solved ({s.solved}) is not the number of solved "
                          "seeds in steps")
-    return Sweep(s, steps)
+    return Sweep(s, steps, recipe)
 
 
 class SweepFileError(ValueError):
@@ -191,15 +219,27 @@ def read_sweeps(path: str | Path) -> list[Sweep]:
 
 
 def to_csv(sweeps: Sequence[Sweep]) -> str:
+    """One row per sweep: the summary, then the recipe (its step limit is the summary's)."""
     out = io.StringIO()
-    rows = [s.summary.row() for s in sweeps]
+    rows = [s.summary.row() | _recipe_columns(s.recipe) for s in sweeps]
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
 
 
+def _recipe_columns(recipe: Recipe) -> dict:
+    columns = {}
+    for name, value in asdict(recipe).items():
+        if name == "betas":  # a CSV cell holds one number
+            columns["beta1"], columns["beta2"] = value
+        elif name != "max_steps":  # the summary's step_limit
+            columns[name] = value
+    return columns
+
+
 def from_csv(text: str) -> list[SweepSummary]:
+    """The summaries of ``to_csv`` text (the recipe columns are for people and spreadsheets)."""
     types = {f.name: f.type for f in fields(SweepSummary)}
     convert = {"str": str, "int": int, "float": float}
     return [SweepSummary(**{k: convert[types[k]](v) for k, v in row.items() if k in types})
