@@ -82,6 +82,10 @@ def test_bad_sort_input_is_one_line_and_exit_2(workdir, cli, text):
     (["train", "--lr", "nan"], "positive number"),
     (["params", "--embed", "5"], "divisible"),
     (["eval", "--checkpoint", "nowhere.safetensors"], "no checkpoint at"),
+    # Path("out/") is "out": a trailing slash must not turn a meant folder into a file
+    (["train", "--steps", "1", "--checkpoint", "out/"], "expected a file name, got 'out/'"),
+    (["sweep", "--seeds", "1", "--steps", "1", "--json", "out/"], "expected a file name"),
+    (["sweep", "--seeds", "1", "--steps", "1", "--csv", ""], "expected a file name, got ''"),
     (["frobnicate"], "unknown command"),
     (["sort"], "INPUT"),
 ])
@@ -89,6 +93,7 @@ def test_bad_arguments_are_one_line_and_exit_2(workdir, cli, argv, needle):
     code, _, err = cli(*argv)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and needle in err
+    assert not (workdir / "out").exists()
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"{}"])

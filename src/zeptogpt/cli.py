@@ -62,6 +62,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _file(text: str) -> Path:
+    """An argparse type: a path naming a file. ``Path("out/")`` is ``out``, so a name that ends
+    in a slash would quietly become a file where a folder was meant."""
+    if not text or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
+    return Path(text)
+
+
 def _port(text: str) -> int:
     return _integer(text, 0, 65535, "a port from 0 to 65535")
 
@@ -88,7 +96,7 @@ def _add_model_options(p: argparse.ArgumentParser, checkpoint: bool = True) -> N
     p.add_argument("--pos", action=argparse.BooleanOptionalAction, default=None,
                    help="learned positional embedding on/off (overrides the variant)")
     if checkpoint:
-        p.add_argument("--checkpoint", type=Path, metavar="PATH",
+        p.add_argument("--checkpoint", type=_file, metavar="PATH",
                        help="checkpoint file (default: runs/<variant>/model.safetensors)")
 
 
@@ -156,10 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--first-seed", type=_seed, default=0, metavar="N",
                        help="seeds are N, N+1, ... (default 0)")
     _add_recipe_options(sweep)
-    sweep.add_argument("--json", type=Path, metavar="FILE",
+    sweep.add_argument("--json", type=_file, metavar="FILE",
                        help="save the results as JSON (default runs/sweep/<name>.json, the "
                        "name saying what was swept and any change to the recipe)")
-    sweep.add_argument("--csv", type=Path, metavar="FILE",
+    sweep.add_argument("--csv", type=_file, metavar="FILE",
                        help="save the summaries as CSV (default runs/sweep/<name>.csv)")
     sweep.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a thread count"),
                        metavar="N",
