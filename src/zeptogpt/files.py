@@ -30,6 +30,9 @@ def write_atomic(files: dict[Path, bytes]) -> None:
         for path, data in files.items():
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
+            # The temporary name is the final name and more, so once every temporary exists
+            # no rename can fail for a name too long, and a group is never half replaced. The
+            # price: names within 14 characters of the file system's limit are refused.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             written.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
