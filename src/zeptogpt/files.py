@@ -30,10 +30,7 @@ def write_atomic(files: dict[Path, bytes]) -> None:
         for path, data in files.items():
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            # The temporary name is the final name and more, so once every temporary exists
-            # no rename can fail for a name too long, and a group is never half replaced. The
-            # price: names within 14 characters of the file system's limit are refused.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = _temporary_beside(path)
             written.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -46,6 +43,17 @@ def write_atomic(files: dict[Path, bytes]) -> None:
         for tmp, _ in written:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, named after it: (open descriptor, name).
+
+    The name is the final name and more, so once every temporary of a group exists no rename
+    can fail for a name too long, and a group is never half replaced. The price: names within
+    14 characters of the file system's limit are refused. ``write_atomic`` and
+    ``check_writable`` both make theirs here, so the check tries exactly what the write will do.
+    """
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
 
 
 def check_writable(path: Path) -> None:
@@ -64,7 +72,7 @@ def check_writable(path: Path) -> None:
         raise NotADirectoryError(f"{existing} is not a folder")
     try:
         if existing == parent:
-            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+            fd, tmp = _temporary_beside(path)
             os.close(fd)
             os.unlink(tmp)
         else:
