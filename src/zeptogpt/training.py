@@ -189,13 +189,13 @@ def per_model_loss(
     ``counts[k, n]`` times would; without it every sequence counts once.
     Usage: ``per_model_loss(logits, targets)  # logits [K, N, S, V], targets [N, S]``
     """
-    K, N = logits.shape[0], targets.shape[0]
+    K = logits.shape[0]
     # The vocabulary as axis 1, the layout the network computes in (docs/engine.md), where
     # cross_entropy's softmax runs over an outer axis rather than a last axis of 4.
     nll = F.cross_entropy(logits.transpose(1, -1), targets.mT.expand(K, -1, -1),
                           ignore_index=IGNORE, reduction="none")  # [K, S, N], 0 where masked
     per_sequence = nll.sum(1)  # [K, N]
-    scored = (targets != IGNORE).view(N, -1).sum(-1)  # [N]: targets the loss reads per sequence
+    scored = (targets != IGNORE).sum(-1)  # [N]: targets the loss reads per sequence
     if counts is None:
         return per_sequence.sum(-1) / scored.sum()  # [K]
     return (per_sequence * counts).sum(-1) / (counts * scored).sum(-1)  # [K]
