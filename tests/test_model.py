@@ -1,10 +1,13 @@
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
 from zeptogpt import VARIANTS, ModelConfig, ZeptoGPT
-from zeptogpt.model import variant_config, variant_name
+from zeptogpt.model import pairing, variant_config, variant_name
+from zeptogpt.task import SortTask
 
 EXPECTED = {"e6": 318, "e6-nopos": 276, "e4-nopos": 136, "e8-mlp2": 648}
 
@@ -93,9 +96,10 @@ def test_computing_from_a_later_start_gives_the_same_outputs():
         torch.testing.assert_close(cache["resid_post"], full_cache["resid_post"][:, start:])
 
 
-def textbook(model: ZeptoGPT, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def textbook(model: ZeptoGPT, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The same block written the usual way, as in minGPT: every position of every sequence
-    gets its own q, k and v, activations are [B, T, E], LayerNorm is PyTorch's."""
+    gets its own q, k and v, activations are [B, T, E], LayerNorm is PyTorch's.
+    Returns the logits, the attention pattern and the scores it came from."""
     T, D = idx.shape[-1], model.config.d_head
     x = model.W_E[idx] + (model.W_pos[:T] if model.W_pos is not None else 0)  # [B, T, E]
 
@@ -104,12 +108,56 @@ def textbook(model: ZeptoGPT, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
     h = ln(model.ln1, x)
     q, k, v = (torch.einsum("bte,hed->bhtd", h, W) for W in (model.W_Q, model.W_K, model.W_V))
-    scores = q @ k.transpose(-1, -2) / D**0.5  # [B, H, T, T]
+    scores = q @ k.transpose(-1, -2) / D**0.5  # [B, H, T, T]: query, key
     future = torch.ones(T, T, dtype=torch.bool).triu(1)
     pattern = scores.masked_fill(future, float("-inf")).softmax(-1)  # [B, H, T, T]
     x = x + torch.einsum("bhtd,hde->bte", pattern @ v, model.W_O)
     x = x + F.relu(ln(model.ln2, x) @ model.W_in) @ model.W_out
-    return ln(model.ln_f, x) @ model.W_E.T, pattern
+    return ln(model.ln_f, x) @ model.W_E.T, pattern, scores
+
+
+def test_pairing_names_each_key_query_combination_once():
+    """Oracle: walk every (key position, query position, sequence) of the 27 inputs."""
+    idx, start = SortTask().dataset("answer")[0], 3  # [27, 6], queries from <sep> on
+    (B, T), S, V = idx.shape, idx.shape[1] - start, 4
+    key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: token v at position t is v * T + t
+    query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]
+    pair = pairing(key, query, V * S)
+    U = len(pair.key)
+    assert len(set(zip(pair.key.tolist(), pair.query.tolist()))) == U  # each combination once
+    for t, s, b in itertools.product(range(T), range(S), range(B)):
+        u = int(pair.slot[t, s, b])
+        if t > start + s:  # a later key: no combination
+            assert u == U
+        else:
+            assert (pair.key[u], pair.query[u]) == (key[t, b], query[s, b])
+            assert pair.sums[u, s * B + b] == 1
+    # each query sums exactly its own keys: every earlier position and its own
+    assert pair.sums.sum(0).tolist() == [start + s + 1 for s in range(S) for _ in range(B)]
+
+
+def test_attention_past_float32s_range_still_gives_the_textbook_outputs():
+    """Each query's softmax is summed from e^(score - the best score of its query pair). If
+    all of a query's keys score ~87 below that best, float32 gives 0 / 0; the model then sums
+    in float64. Query and key weights 10 times their usual size take some queries there."""
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.W_Q.mul_(10), model.W_K.mul_(10)
+    idx = SortTask().dataset("answer")[0]  # [27, 6]
+    expected_logits, expected_pattern, scores = textbook(model, idx)
+    scores = scores[..., 3:, :].masked_fill(  # [B, H, S, T]
+        torch.ones(6, 6, dtype=torch.bool).triu(1)[3:], float("-inf"))
+    best = scores.amax(-1)  # [B, H, S]: each query's best key
+    pair_best = torch.full((4, 3, 2), float("-inf"))  # [V, S, H]: best of each query pair
+    for b, s in itertools.product(range(27), range(3)):
+        v = idx[b, 3 + s]
+        pair_best[v, s] = torch.maximum(pair_best[v, s], best[b, :, s])
+    gap = pair_best[idx[:, 3:], torch.arange(3)].mT - best  # [B, H, S]
+    assert gap.max() > 90  # the premise: float32 alone would fail here
+    logits, cache = model.run_with_cache(idx)
+    # scores 100 times the usual size carry 100 times the rounding, in both computations
+    torch.testing.assert_close(logits, expected_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(cache["pattern"], expected_pattern, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -120,6 +168,6 @@ def test_the_tables_compute_the_textbook_transformer(name):
     idx = torch.tensor([[1, 3, 2, 0, 1, 2, 3], [2, 2, 1, 0, 1, 2, 2], [3, 1, 1, 0, 1, 1, 3]])
     for T in (1, 4, 7):
         logits, cache = model.run_with_cache(idx[:, :T])
-        expected_logits, expected_pattern = textbook(model, idx[:, :T])
+        expected_logits, expected_pattern, _ = textbook(model, idx[:, :T])
         torch.testing.assert_close(logits, expected_logits, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(cache["pattern"], expected_pattern, atol=1e-6, rtol=1e-5)

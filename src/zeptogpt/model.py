@@ -2,10 +2,11 @@
 
 Shape letters: B batch, T tokens so far, S positions whose output is computed (T unless asked
 otherwise), V vocabulary, E embedding (d_model), H heads, D head dimension (E // H), M MLP hidden
-width; a leading "..." is an optional stack of models. Inside the network activations are laid
-out features first and batch last, [..., E, T, B] (see ``ZeptoGPT.run_with_cache``); what it
-returns is the usual way round, [..., B, T, E]. Weights are named like the math
-(TransformerLens style): W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, W_out; the unembedding is W_E.T.
+width, U (key, query) combinations attention uses (see ``pairing``); a leading "..." is an
+optional stack of models. Inside the network activations are laid out features first and batch
+last, [..., E, T, B] (see ``ZeptoGPT.run_with_cache``); what it returns is the usual way round,
+[..., B, T, E]. Weights are named like the math (TransformerLens style): W_E, W_pos, W_Q, W_K,
+W_V, W_O, W_in, W_out; the unembedding is W_E.T.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -138,6 +140,33 @@ def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table.gather(-1, flat).unflatten(-1, index.shape)  # [..., T, B]
 
 
+class Pairing(NamedTuple):
+    """Which (key pair, query pair) combinations a batch's attention uses, and where."""
+
+    key: torch.Tensor  # [U]: each combination's key pair (index into a [V, T] table)
+    query: torch.Tensor  # [U]: its query pair (index into a [V, S] table)
+    sums: torch.Tensor  # [U, S * B]: 1 where query s of sequence b attends through combination u
+    slot: torch.Tensor  # [T, S, B]: the combination of key t and query s in sequence b; U if t > s
+
+
+def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
+    """The combinations a batch's queries meet their keys through, each once, causal ones only.
+
+    ``key`` [T, B] and ``query`` [S, B] are each token's pair index; queries are the last S
+    positions. For the 27 sorting inputs and their 3 answer positions that is 73 combinations,
+    where the queries see 405 keys.
+    Usage: ``pairing(key, query, V * S).sums.sum(0)  # [S * B]: how many keys each query sees``
+    """
+    (T, B), S = key.shape, query.shape[0]
+    combo = key[:, None, :] * n_query + query  # [T, S, B]
+    causal = (torch.arange(T)[:, None] <= torch.arange(T - S, T))[..., None].expand(T, S, B)
+    used, slot = torch.unique(combo[causal], return_inverse=True)  # [U], [causal count]
+    sums = torch.zeros(len(used), S * B)  # [U, S * B]
+    sums[slot, torch.arange(S * B).view(S, B).expand(T, S, B)[causal]] = 1.0
+    slots = torch.full((T, S, B), len(used)).masked_scatter_(causal, slot)  # [T, S, B]
+    return Pairing(used // n_query, used % n_query, sums, slots)
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the features axis, which ZeptoGPT keeps third from last (``[..., E, T, B]``);
     its weight and bias may carry a leading stack of models (see ZeptoGPT).
@@ -184,11 +213,6 @@ class ZeptoGPT(nn.Module):
         self.W_in = nn.Parameter(torch.empty(E, M))  # [E, M]
         self.W_out = nn.Parameter(torch.empty(M, E))  # [M, E]
         self.ln_f = LayerNorm(E)
-        # Added to the scores, indexed [key, query]: -inf where the key comes after the query.
-        # A buffer, so it moves with the module.
-        later = torch.ones(T, T, dtype=torch.bool).tril(-1)  # [T, T]
-        self.register_buffer("causal_mask", torch.zeros(T, T).masked_fill(later, float("-inf")),
-                             persistent=False)
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -198,7 +222,7 @@ class ZeptoGPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Next-token logits from position ``start`` on. Usage: ``model(idx)  # [B, T, V]``"""
-        return self.run_with_cache(idx, start)[0]
+        return self._run(idx, start, cache=False)[0]
 
     def run_with_cache(
         self, idx: torch.Tensor, start: int = 0
@@ -213,14 +237,19 @@ class ZeptoGPT(nn.Module):
 
         Inside, two choices serve speed on the CPU with many stacked models (docs/engine.md):
         - Attention reads a token only through its (token, position) pair, and there are just
-          V x T of those, so LayerNorm 1, Q, K, V and every query-key score are computed once
-          per pair, in tables, and each sequence looks up its own entries (``lookup``).
+          V x T of those, so LayerNorm 1, Q, K and V are computed once per pair, in tables.
+          A score then depends only on the (key pair, query pair) it joins, so each is computed
+          once too, and the softmax's two sums over a query's keys are one product each with
+          a 0/1 matrix that says which of those scores each query adds up (``pairing``).
         - Activations are laid out features first and batch last, ``[..., E, T, B]``: with K
           models stacked in front, every element-wise operator then runs along rows of B * T
           numbers rather than E, and the weight products are one batched product per weight.
         The outputs are returned the usual way round, as views.
         """
-        V, T, D = self.config.vocab_size, idx.shape[-1], self.config.d_head
+        return self._run(idx, start, cache=True)
+
+    def _run(self, idx: torch.Tensor, start: int, cache: bool) -> tuple[torch.Tensor, dict]:
+        V, (B, T), D = self.config.vocab_size, idx.shape, self.config.d_head
         S = T - start
         # The tables below hold each (token, position) pair once, flattened; these say where
         # each sequence finds its own tokens in them.
@@ -236,26 +265,48 @@ class ZeptoGPT(nn.Module):
         q = torch.einsum("...hed,...evs->...hdvs", self.W_Q, h[..., start:])  # [..., H, D, V, S]
         k = torch.einsum("...hed,...evt->...hdvt", self.W_K, h)  # [..., H, D, V, T]
         v = torch.einsum("...hed,...evt->...hdvt", self.W_V, h)  # [..., H, D, V, T]
-        qk = torch.einsum("...hdvt,...hdus->...hvtus", k, q / math.sqrt(D))  # [..., H, V, T, V, S]
-        # The mask made contiguous first: added as a broadcast [T, 1, S], it took 25x longer.
-        mask = self.causal_mask[:T, None, start:T].expand(T, V, S).contiguous()  # [T, V, S]
-        qk = qk + mask  # [..., H, V, T, V, S]: later keys -inf
-        scores = lookup(qk.flatten(-4), key[:, None, :] * (V * S) + query)  # [..., H, T, S, B]
-        pattern_kq = scores.softmax(dim=-3)  # [..., H, T, S, B]: each query's weights on keys
-        values = lookup(v.flatten(-2), key)  # [..., H, D, T, B]
-        z = torch.einsum("...htsb,...hdtb->...hdsb", pattern_kq, values)  # [..., H, D, S, B]
-        attn_out = torch.einsum("...hde,...hdsb->...esb", self.W_O, z)  # [..., E, S, B]
+        # Attention without a per-sequence softmax. A score depends only on the (key pair,
+        # query pair) it joins, so each query's output, sum_t e^score_t v_t / sum_t e^score_t
+        # over its keys t, adds up a few entries of per-combination tables; `pairing` says which
+        # (only keys up to the query's own position: that is the causal mask).
+        pair = pairing(key, query, V * S)
+        scores = (lookup(k.flatten(-2), pair.key) * lookup(q.flatten(-2), pair.query)
+                  ).sum(-2) / math.sqrt(D)  # [..., H, U]: every score the batch needs, once
+        with torch.no_grad():
+            # Each score less the highest of its query pair, as softmax subtracts the highest of
+            # its row: e^score cannot overflow, and the shift cancels in the quotient.
+            peak = torch.full((*scores.shape[:-1], V * S), -math.inf).scatter_reduce(
+                -1, pair.query.expand_as(scores), scores, "amax")  # [..., H, V * S]
+        shifted = scores - lookup(peak, pair.query)  # [..., H, U], at most 0
+        values = lookup(v.flatten(-2), pair.key)  # [..., H, D, U]
+        for dtype in (scores.dtype, torch.float64):
+            weights, sums = torch.exp(shifted.to(dtype)), pair.sums.to(dtype)  # [..., H, U]
+            denom = weights @ sums  # [..., H, S * B]
+            # If every key of some query scores over ~69 below the best of its query pair, its
+            # float32 sums fall under 1e-30 (and past e^-87 to 0 / 0): then they are taken again
+            # in float64, whose exp reaches e^-700. No trained model came past e^-55 here.
+            if bool(denom.amin() > 1e-30):
+                break
+        numer = (weights[..., None, :] * values.to(dtype)) @ sums  # [..., H, D, S * B]
+        z = (numer / denom[..., None, :]).to(scores.dtype)  # [..., H, D, S * B]: weighted values
+        W_O = self.W_O.flatten(-3, -2).mT  # [..., E, H * D]
+        attn_out = (W_O @ z.flatten(-3, -2)).unflatten(-1, (S, B))  # [..., E, S, B]
         x = x + attn_out  # [..., E, S, B]
         resid_mid = x
         h = self.ln2(x)  # [..., E, S, B]
         hidden = F.relu(torch.einsum("...em,...esb->...msb", self.W_in, h))  # [..., M, S, B]
         x = x + torch.einsum("...me,...msb->...esb", self.W_out, hidden)  # [..., E, S, B]
-        logits = self._unembed(x)  # [..., V, S, B]
-        cache = dict(embed=embed, attn_out=attn_out, resid_mid=resid_mid, mlp_hidden=hidden,
-                     resid_post=x)
-        cache = {name: a.transpose(-1, -3) for name, a in cache.items()}  # [..., B, S, E or M]
-        pattern = pattern_kq.movedim(-1, -4).transpose(-1, -2)  # [..., B, H, S, T]
-        return logits.transpose(-1, -3), cache | dict(pattern=pattern)
+        logits = self._unembed(x).transpose(-1, -3)  # [..., B, S, V]
+        if not cache:  # training: the pattern below is for people, not for the loss
+            return logits, {}
+        acts = dict(embed=embed, attn_out=attn_out, resid_mid=resid_mid, mlp_hidden=hidden,
+                    resid_post=x)
+        acts = {name: a.transpose(-1, -3) for name, a in acts.items()}  # [..., B, S, E or M]
+        after = torch.zeros_like(weights[..., :1])  # [..., H, 1]: the weight of a later key
+        pattern = lookup(torch.cat([weights, after], -1), pair.slot)  # [..., H, T, S, B]
+        pattern = pattern / denom.unflatten(-1, (S, B))[..., None, :, :]  # [..., H, T, S, B]
+        pattern = pattern.movedim(-1, -4).transpose(-1, -2).to(z.dtype)  # [..., B, H, S, T]
+        return logits, acts | dict(pattern=pattern)
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Logits read off any point of the residual stream through ln_f and W_E (logit lens).
