@@ -84,3 +84,35 @@ def test_trace_has_the_seed_format(task, trained):
         if line.strip().startswith("head"):
             weights = [float(item.split(":")[1]) for item in line.split("[")[1][:-1].split(", ")]
             assert abs(sum(weights) - 1) < 0.03
+
+
+def test_our_adam_is_torch_adamw_for_every_seed_alone():
+    """Oracle: torch.optim.AdamW on one seed's slice, against ours over the whole stack, with
+    seeds leaving halfway (their moments must leave with them)."""
+    from zeptogpt.training import Adam
+
+    g = torch.Generator().manual_seed(0)
+    stacked = {"a": torch.randn(4, 3, 2, generator=g), "b": torch.randn(4, 5, generator=g)}
+    grads = [{name: torch.randn(w.shape, generator=g) for name, w in stacked.items()}
+             for _ in range(10)]
+    ours = Adam({n: w.clone().requires_grad_(True) for n, w in stacked.items()},
+                betas=(0.8, 0.85), weight_decay=0.03)
+    kept = torch.tensor([0, 2])
+    for t, grad in enumerate(grads):
+        if t == 5:  # seeds 1 and 3 leave
+            for p in ours.params.values():
+                p.grad = torch.zeros_like(p)  # keep() carries gradients along too
+            ours.keep(kept)
+        rows = kept if t >= 5 else torch.arange(4)
+        for name, p in ours.params.items():
+            p.grad = grad[name][rows]
+        ours.step(lr=0.03)
+    for seed, row in ((0, 0), (2, 1)):
+        alone = {n: w[seed].clone().requires_grad_(True) for n, w in stacked.items()}
+        oracle = torch.optim.AdamW(alone.values(), lr=0.03, betas=(0.8, 0.85), weight_decay=0.03)
+        for grad in grads:
+            for name, p in alone.items():
+                p.grad = grad[name][seed]
+            oracle.step()
+        for name, p in alone.items():
+            torch.testing.assert_close(ours.params[name][row], p.detach())

@@ -202,10 +202,11 @@ def per_model_loss(
 
 
 class Adam:
-    """Adam (Kingma & Ba, 2015) over stacked weights, each seed's slice its own optimizer.
+    """AdamW (Loshchilov & Hutter, 2019) over stacked weights, each seed's slice its own optimizer.
 
-    Written out because torch.optim's first use imports torch._dynamo (about 1.3 s, several
-    times a whole training run here), and because shrinking its state when seeds leave is awkward.
+    Not torch.optim's: its first use imports torch._dynamo (about 1.3 s, several times a whole
+    training run here), and shrinking its state when seeds leave is awkward. The update itself
+    is PyTorch's fused kernel, one pass per weight (docs/engine.md).
     """
 
     def __init__(self, params: dict[str, torch.Tensor], betas: tuple[float, float] = (0.9, 0.999),
@@ -217,20 +218,16 @@ class Adam:
 
     @torch.no_grad()
     def step(self, lr: float) -> None:
-        """One update from the gradients in ``p.grad``, which it then clears."""
-        b1, b2 = self.betas
+        """One update from the gradients ``g`` in ``p.grad``, which it then clears:
+        ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, and with ``m^``, ``v^`` those
+        divided by ``1 - b^t``: ``p = p (1 - lr weight_decay) - lr m^ / (sqrt(v^) + eps)``."""
         self.t += 1
         params = list(self.params.values())
-        grads = [p.grad for p in params]
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
-        torch._foreach_add_(denom, self.eps)
-        if self.weight_decay:
-            torch._foreach_mul_(params, 1 - lr * self.weight_decay)
-        torch._foreach_addcdiv_(params, self.m, denom, value=-lr / (1 - b1**self.t))
+        t = torch.tensor(float(self.t))  # the kernel reads the step count from a tensor
+        torch._fused_adamw_(params, [p.grad for p in params], self.m, self.v, [],
+                            [t] * len(params), lr=lr, beta1=self.betas[0], beta2=self.betas[1],
+                            weight_decay=self.weight_decay, eps=self.eps, amsgrad=False,
+                            maximize=False)
         for p in params:
             p.grad = None
 
