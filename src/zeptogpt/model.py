@@ -11,6 +11,7 @@ W_V, W_O, W_in, W_out; the unembedding is W_E.T.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -154,9 +155,18 @@ def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
 
     ``key`` [T, B] and ``query`` [S, B] are each token's pair index; queries are the last S
     positions. For the 27 sorting inputs and their 3 answer positions that is 73 combinations,
-    where the queries see 405 keys.
+    where the queries see 405 keys. Remembered for the last few batches asked about: training
+    asks about the same inputs at every step (docs/engine.md).
     Usage: ``pairing(key, query, V * S).sums.sum(0)  # [S * B]: how many keys each query sees``
     """
+    return _pairing(key.long().numpy().tobytes(), query.long().numpy().tobytes(), key.shape[1],
+                    n_query)
+
+
+@functools.lru_cache(maxsize=16)
+def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pairing:
+    key = torch.frombuffer(bytearray(key_bytes), dtype=torch.long).view(-1, B)  # [T, B]
+    query = torch.frombuffer(bytearray(query_bytes), dtype=torch.long).view(-1, B)  # [S, B]
     (T, B), S = key.shape, query.shape[0]
     combo = key[:, None, :] * n_query + query  # [T, S, B]
     causal = (torch.arange(T)[:, None] <= torch.arange(T - S, T))[..., None].expand(T, S, B)
