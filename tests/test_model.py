@@ -116,9 +116,12 @@ def textbook(model: ZeptoGPT, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return ln(model.ln_f, x) @ model.W_E.T, pattern, scores
 
 
-def test_pairing_names_each_key_query_combination_once():
-    """Oracle: walk every (key position, query position, sequence) of the 27 inputs."""
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_pairing_names_each_key_query_combination_once(order):
+    """Oracle: walk every (key position, query position, sequence) of the 27 inputs. In
+    reverse order, the same shape must not get the remembered answer for the first order."""
     idx, start = SortTask().dataset("answer")[0], 3  # [27, 6], queries from <sep> on
+    idx = idx.flip(0) if order == "reversed" else idx
     (B, T), S, V = idx.shape, idx.shape[1] - start, 4
     key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: token v at position t is v * T + t
     query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]
