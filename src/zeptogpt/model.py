@@ -167,7 +167,7 @@ def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
 def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pairing:
     key = torch.frombuffer(bytearray(key_bytes), dtype=torch.long).view(-1, B)  # [T, B]
     query = torch.frombuffer(bytearray(query_bytes), dtype=torch.long).view(-1, B)  # [S, B]
-    (T, B), S = key.shape, query.shape[0]
+    T, S = key.shape[0], query.shape[0]
     combo = key[:, None, :] * n_query + query  # [T, S, B]
     causal = (torch.arange(T)[:, None] <= torch.arange(T - S, T))[..., None].expand(T, S, B)
     used, slot = torch.unique(combo[causal], return_inverse=True)  # [U], [causal count]
