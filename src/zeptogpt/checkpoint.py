@@ -98,8 +98,8 @@ def load(path: str | Path) -> Checkpoint:
     if (config.vocab_size, config.block_size) != (task.vocab_size, task.seq_len):
         raise CheckpointError(f"{path}: the model's vocabulary or context does not fit its task")
     # Sizes are checked before a model is built, so a hand-edited number cannot allocate
-    # gigabytes. The context sizes a T x T mask that no weight bounds without positions, so the
-    # task is bounded by what training and evaluation can enumerate (in logs: no huge powers).
+    # gigabytes: the weights by the parameter count below, and the task by what training and
+    # evaluation can enumerate, as both run over every input (in logs: no huge powers).
     if task.length > math.log(MAX_INPUTS) / math.log(len(task.alphabet)):
         raise CheckpointError(f"{path}: its task has {len(task.alphabet)}^{task.length} inputs, "
                               f"more than the {MAX_INPUTS:,} this package can enumerate")
