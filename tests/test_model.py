@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state
 
 from zeptogpt import VARIANTS, ModelConfig, ZeptoGPT
-from zeptogpt.model import pairing, variant_config, variant_name
+from zeptogpt.model import _Divide, _LayerNorm, pairing, variant_config, variant_name
 from zeptogpt.task import SortTask
 
 EXPECTED = {"e6": 318, "e6-nopos": 276, "e4-nopos": 136, "e8-mlp2": 648}
@@ -162,6 +162,42 @@ def test_attention_past_float32s_range_still_gives_the_textbook_outputs():
     torch.testing.assert_close(logits, expected_logits, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(cache["pattern"], expected_pattern, atol=1e-4, rtol=1e-4)
 
+
+@pytest.mark.parametrize("stack", [(), (3,)], ids=["one model", "three stacked"])
+def test_layer_norms_written_out_derivative_is_the_derivative(stack):
+    """gradcheck: the backward pass against finite differences of the forward, in float64."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*stack, 6, 3, 5, generator=g, dtype=torch.float64)  # [..., E, T, B]
+    w, b = (torch.randn(*stack, 6, generator=g, dtype=torch.float64) for _ in range(2))
+    inputs = tuple(t.requires_grad_() for t in (x, w, b))
+    assert torch.autograd.gradcheck(lambda x, w, b: _LayerNorm.apply(x, w, b, 1e-5), inputs)
+
+
+def test_divisions_written_out_derivative_is_the_derivative():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 2, 4, 5, generator=g, dtype=torch.float64)  # [K, H, D, N]
+    b = torch.rand(3, 2, 1, 5, generator=g, dtype=torch.float64) + 0.1  # [K, H, 1, N]
+    assert torch.autograd.gradcheck(_Divide.apply, (a.requires_grad_(), b.requires_grad_()))
+
+
+@pytest.mark.parametrize("scale", [1, 10], ids=["usual weights", "scores past float32"])
+def test_gradients_are_the_textbook_transformers(scale):
+    """Every weight's gradient of the answer loss, through the tables with their written-out
+    derivatives, equals autograd's through the plain block; also where the sums go float64."""
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.W_Q.mul_(scale), model.W_K.mul_(scale)
+    idx, targets = SortTask().dataset("answer")  # [27, 6] each
+    losses = {
+        "tables": F.cross_entropy(model(idx, 3).flatten(0, 1), targets[:, 3:].flatten()),
+        "textbook": F.cross_entropy(textbook(model, idx)[0][:, 3:].flatten(0, 1),
+                                    targets[:, 3:].flatten()),
+    }
+    grads = {way: torch.autograd.grad(loss, list(model.parameters()))
+             for way, loss in losses.items()}
+    for name, ours, theirs in zip(dict(model.named_parameters()), *grads.values(), strict=True):
+        assert torch.isfinite(ours).all(), name
+        torch.testing.assert_close(ours, theirs, atol=1e-5 * scale**2, rtol=1e-4, msg=name)
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_the_tables_compute_the_textbook_transformer(name):

@@ -181,7 +181,8 @@ class LayerNorm(nn.Module):
     """LayerNorm over the features axis, which ZeptoGPT keeps third from last (``[..., E, T, B]``);
     its weight and bias may carry a leading stack of models (see ZeptoGPT).
 
-    Written out rather than F.layer_norm, which wants the features last (docs/engine.md).
+    Written out rather than F.layer_norm, which wants the features last, and with its derivative
+    written out too (``_LayerNorm``) rather than left to autograd (docs/engine.md).
     """
 
     def __init__(self, n: int, eps: float = 1e-5) -> None:
@@ -194,9 +195,58 @@ class LayerNorm(nn.Module):
         return f"{self.w.shape[-1]}, eps={self.eps}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _LayerNorm.apply(x, self.w, self.b, self.eps)  # [..., E, T, B]
+
+
+class _LayerNorm(torch.autograd.Function):
+    """y = x̂ w + b, with x̂ = (x - mean) / sqrt(var + eps) over the features (axis -3).
+
+    Its derivative is written out because autograd's, taken through those few lines, makes
+    about eleven passes over the activations and keeps three of them for the backward pass;
+    this one makes five and keeps x̂ alone (docs/engine.md). Checked by gradcheck in the tests.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
         x = x - x.mean(-3, keepdim=True)  # [..., E, T, B]
-        x = x * torch.rsqrt((x * x).mean(-3, keepdim=True) + self.eps)  # [..., E, T, B]
-        return x * self.w[..., :, None, None] + self.b[..., :, None, None]  # [..., E, T, B]
+        r = torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)  # [..., 1, T, B]: 1 / std
+        x_hat = x.mul_(r)  # [..., E, T, B]
+        ctx.save_for_backward(x_hat, r, w)
+        return torch.addcmul(b[..., :, None, None], x_hat, w[..., :, None, None])  # [..., E, T, B]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        x_hat, r, w = ctx.saved_tensors
+        grad_w = (grad * x_hat).sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
+        grad_b = grad.sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
+        g = grad * w[..., :, None, None]  # [..., E, T, B]: the gradient at x̂
+        # x̂ moves only within the sphere of zero mean and unit variance: take out the part of g
+        # along its mean and along x̂ itself, then undo the scaling by 1 / std.
+        along = (g * x_hat).mean(-3, keepdim=True)  # [..., 1, T, B]
+        g = g.sub_(g.mean(-3, keepdim=True)).addcmul_(x_hat, along, value=-1)  # [..., E, T, B]
+        return g.mul_(r), grad_w, grad_b, None
+
+
+class _Divide(torch.autograd.Function):
+    """a / b, b broadcast over a. Autograd's derivative divides a by b again, twice, and negates
+    the whole gradient, five passes over a's size in all; this one reuses the quotient, two
+    passes (docs/engine.md). Checked by gradcheck in the tests."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        quotient = a / b
+        ctx.save_for_backward(quotient, b)
+        return quotient
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        quotient, b = ctx.saved_tensors
+        grad_a = grad / b
+        # d(a / b)/db = -(a / b) / b, taken as grad_a times the quotient: never 1 / b^2, which
+        # overflows float32 once b < 1e-19 (the attention's sums go down to 1e-30).
+        return grad_a, -(grad_a * quotient).sum_to_size(b.shape)
 
 
 class ZeptoGPT(nn.Module):
@@ -298,7 +348,8 @@ class ZeptoGPT(nn.Module):
             if bool(denom.amin() > 1e-30):
                 break
         numer = (weights[..., None, :] * values.to(dtype)) @ sums  # [..., H, D, S * B]
-        z = (numer / denom[..., None, :]).to(scores.dtype)  # [..., H, D, S * B]: weighted values
+        z = _Divide.apply(numer, denom[..., None, :])  # [..., H, D, S * B]: weighted values
+        z = z.to(scores.dtype)  # [..., H, D, S * B]
         W_O = self.W_O.flatten(-3, -2).mT  # [..., E, H * D]
         attn_out = (W_O @ z.flatten(-3, -2)).unflatten(-1, (S, B))  # [..., E, S, B]
         x = x + attn_out  # [..., E, S, B]
