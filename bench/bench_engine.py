@@ -1,14 +1,16 @@
 """The batched training engine, measured side by side in one run (issue 3's targets).
 
     python bench/bench_engine.py [--steps 20] [--repeat 3] [--threads 1 2] [--sweep 1000]
-                                 [--compile 1024] [--profile 1024]
+                                 [--heap 1024] [--compile 1024] [--profile 1024]
 
 Prints, for K = 1, 64, 256, 1024 seeds trained as one batch, the cost per model-step (one seed,
 one optimizer update; the median of --repeat runs of `train`, set-up included) and the speed-up
 over running the single-seed trainer K times; then the wall time of 1,000 seeds of e6 each
-trained to its verdict. --compile K compares one training step (forward, loss, backward) of the
-same network eager and under torch.compile, compile time counted; --profile K prints the top
-operators of a K-seed run.
+trained to its verdict. It runs as `zeptogpt sweep` does, with glibc's heap kept from shrinking
+(`keep_freed_memory`); --heap K first compares that with a heap that shrinks, alternated at K
+seeds. --compile K compares one training step (forward, loss, backward) of the same network
+eager and under torch.compile, compile time counted; --profile K prints the top operators of a
+K-seed run.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.func import functional_call
 
 from zeptogpt import ModelConfig, Recipe, SortTask, ZeptoGPT, train
 from zeptogpt.sweep import format_summary, run_sweep
-from zeptogpt.training import initial_weights, per_model_loss
+from zeptogpt.training import initial_weights, keep_freed_memory, per_model_loss
 
 
 def per_model_step(task: SortTask, k: int, steps: int, repeat: int) -> float:
@@ -49,6 +51,18 @@ def single_seed_loop(task: SortTask, k: int, steps: int, repeat: int) -> float:
         costs.append((time.perf_counter() - t) / (k * steps))
     return statistics.median(costs)
 
+
+def heap_kept_vs_shrinking(task: SortTask, k: int, steps: int, rounds: int) -> None:
+    """Per model-step at K seeds with glibc keeping 64 MB of freed memory, and keeping none so
+    the heap shrinks after every step, alternated ``rounds`` times in this process."""
+    costs: dict[int, list[float]] = {64: [], 0: []}
+    for i in range(rounds + 1):  # the first round is warm-up
+        for megabytes in (64, 0) if i % 2 else (0, 64):
+            keep_freed_memory(megabytes)
+            costs[megabytes].append(per_model_step(task, k, steps, 1))
+    kept, shrinking = (statistics.median(costs[mb][1:]) for mb in (64, 0))
+    print(f"  K={k}: heap kept {kept * 1e6:.1f} µs per model-step, shrinking "
+          f"{shrinking * 1e6:.1f} µs ({shrinking / kept:.2f}x), {rounds} alternations")
 
 def compiled_vs_eager(task: SortTask, k: int, steps: int) -> None:
     """One training step's forward, loss and backward for K stacked models, eager and compiled.
@@ -104,6 +118,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 64, 256, 1024])
     parser.add_argument("--sweep", type=int, default=1000, help="seeds to train to their verdict")
+    parser.add_argument("--heap", type=int, default=1024, metavar="K",
+                        help="compare a kept and a shrinking heap at K seeds first (0: skip)")
     parser.add_argument("--compile", type=int, default=0, metavar="K",
                         help="also compare eager and torch.compile at K seeds (slow: ~30 s)")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
@@ -112,6 +128,11 @@ def main() -> None:
     task = SortTask()
     print(f"e6, {args.steps} updates per timing, median of {args.repeat}, "
           f"load average {os.getloadavg()[0]:.2f}")
+    if args.heap:
+        torch.set_num_threads(max(args.threads))
+        heap_kept_vs_shrinking(task, args.heap, args.steps, 2 * args.repeat)
+    kept = keep_freed_memory()  # as `zeptogpt sweep` runs
+    print(f"glibc's heap kept from shrinking between steps: {'yes' if kept else 'no (not glibc)'}")
     for threads in sorted(set(args.threads)):
         torch.set_num_threads(threads)
         single = single_seed_loop(task, 64, args.steps, args.repeat)
