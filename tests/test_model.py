@@ -181,10 +181,11 @@ def test_divisions_written_out_derivative_is_the_derivative():
 
 
 @pytest.mark.parametrize("scale", [1, 10], ids=["usual weights", "scores past float32"])
-def test_gradients_are_the_textbook_transformers(scale):
+@pytest.mark.parametrize("name", EXPECTED)
+def test_gradients_are_the_textbook_transformers(name, scale):
     """Every weight's gradient of the answer loss, through the tables with their written-out
     derivatives, equals autograd's through the plain block; also where the sums go float64."""
-    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    model = ZeptoGPT(variant_config(name), torch.Generator().manual_seed(0))
     with torch.no_grad():
         model.W_Q.mul_(scale), model.W_K.mul_(scale)
     idx, targets = SortTask().dataset("answer")  # [27, 6] each
