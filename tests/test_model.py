@@ -70,6 +70,18 @@ def test_stacked_weights_run_each_model_through_the_same_code():
         torch.testing.assert_close(stacked[k], m(idx))
 
 
+def test_a_pass_under_inference_mode_leaves_later_training_passes_working():
+    """`pairing` is remembered across calls: what it made under torch.inference_mode must still
+    serve a pass that autograd records."""
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(3))
+    idx = torch.tensor([[2, 3, 1, 0, 1, 2], [3, 3, 2, 0, 2, 3]])  # shapes no other test uses
+    with torch.inference_mode():
+        expected = model(idx, 3)
+    logits = model(idx, 3)
+    logits.sum().backward()
+    torch.testing.assert_close(logits.detach(), expected)
+    assert model.W_Q.grad is not None and model.W_Q.grad.abs().sum() > 0
+
 def test_same_generator_seed_same_weights():
     a = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))
     b = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))

@@ -164,6 +164,7 @@ def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
 
 
 @functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # remembered tensors made under inference mode would refuse autograd
 def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pairing:
     key = torch.frombuffer(bytearray(key_bytes), dtype=torch.long).view(-1, B)  # [T, B]
     query = torch.frombuffer(bytearray(query_bytes), dtype=torch.long).view(-1, B)  # [S, B]
