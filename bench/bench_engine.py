@@ -64,6 +64,7 @@ def heap_kept_vs_shrinking(task: SortTask, k: int, steps: int, rounds: int) -> N
     print(f"  K={k}: heap kept {kept * 1e6:.1f} µs per model-step, shrinking "
           f"{shrinking * 1e6:.1f} µs ({shrinking / kept:.2f}x), {rounds} alternations")
 
+
 def compiled_vs_eager(task: SortTask, k: int, steps: int) -> None:
     """One training step's forward, loss and backward for K stacked models, eager and compiled.
 

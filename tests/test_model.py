@@ -82,6 +82,7 @@ def test_a_pass_under_inference_mode_leaves_later_training_passes_working():
     torch.testing.assert_close(logits.detach(), expected)
     assert model.W_Q.grad is not None and model.W_Q.grad.abs().sum() > 0
 
+
 def test_same_generator_seed_same_weights():
     a = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))
     b = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(7))
@@ -196,7 +197,8 @@ def test_divisions_written_out_derivative_is_the_derivative():
 @pytest.mark.parametrize("name", EXPECTED)
 def test_gradients_are_the_textbook_transformers(name, scale):
     """Every weight's gradient of the answer loss, through the tables with their written-out
-    derivatives, equals autograd's through the plain block; also where the sums go float64."""
+    derivatives, equals autograd's through the plain block; also with query and key weights ten
+    times their size, which for e6 takes some queries' sums to float64 (test above)."""
     model = ZeptoGPT(variant_config(name), torch.Generator().manual_seed(0))
     with torch.no_grad():
         model.W_Q.mul_(scale), model.W_K.mul_(scale)
@@ -208,9 +210,10 @@ def test_gradients_are_the_textbook_transformers(name, scale):
     }
     grads = {way: torch.autograd.grad(loss, list(model.parameters()))
              for way, loss in losses.items()}
-    for name, ours, theirs in zip(dict(model.named_parameters()), *grads.values(), strict=True):
-        assert torch.isfinite(ours).all(), name
-        torch.testing.assert_close(ours, theirs, atol=1e-5 * scale**2, rtol=1e-4, msg=name)
+    for weight, ours, theirs in zip(dict(model.named_parameters()), *grads.values(), strict=True):
+        assert torch.isfinite(ours).all(), weight
+        torch.testing.assert_close(ours, theirs, atol=1e-5 * scale**2, rtol=1e-4, msg=weight)
+
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_the_tables_compute_the_textbook_transformer(name):

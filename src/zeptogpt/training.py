@@ -248,9 +248,9 @@ def keep_freed_memory(megabytes: int = 64) -> bool:
     it back to the system; True if it took the setting, False elsewhere (macOS, musl).
 
     A training step with 1,024 seeds allocates about 40 MB of activations and frees them all
-    at its end. By default glibc then shrinks the heap, and the next step faults every page back
-    in: about 1,000-2,000 page faults and 800 `brk` calls a step (docs/engine.md). It changes the
-    whole process, so the library never calls it; ``zeptogpt sweep`` and the benchmarks do.
+    at its end. By default glibc then shrinks the heap, and the next step faults its pages back
+    in: 1,000-2,000 page faults a step, 1.09-1.10x the step's time (docs/engine.md). It changes
+    the whole process, so the library never calls it; ``zeptogpt sweep`` and the benchmarks do.
     Usage: ``keep_freed_memory(); train(task, config, seeds=range(1024))``
     """
     M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # from glibc's <malloc.h>
@@ -261,6 +261,7 @@ def keep_freed_memory(megabytes: int = 64) -> bool:
     # Blocks up to 32 MB come from the heap (not each its own mmap, unmapped when freed), and
     # the heap keeps `megabytes` spare when it shrinks.
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TOP_PAD, megabytes << 20))
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of sorted ``values``; nan when empty."""
