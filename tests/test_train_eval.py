@@ -3,6 +3,7 @@ import time
 import torch
 
 from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
+from zeptogpt.evaluation import greedy, letter_probs
 from zeptogpt.training import per_model_loss
 
 
@@ -28,6 +29,33 @@ def test_sep_is_never_emitted_after_the_separator(task):
     result = decode(model, task, task.all_inputs())
     assert (result.ids[:, task.length + 1:] != task.sep_id).all()
     assert (result.probs[..., task.sep_id] == 0).all()
+
+
+def test_greedy_picks_the_first_best_letter_never_sep():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(-2, 3, (200, 4), generator=g).float()  # [N, V], many ties
+    logits[::3, 0] = 9.0  # <sep> the highest: never picked
+    for row, pick in zip(logits.tolist(), greedy(logits).tolist()):
+        letters = row[1:]
+        assert pick == 1 + letters.index(max(letters))
+    # the same over an outer axis, as training reads it
+    assert torch.equal(greedy(logits.T[None], dim=1)[0], greedy(logits))
+
+
+def test_the_verdict_counts_what_decoding_sorts(task):
+    """Training's correct count and margin, at every step, equal decoding's and the teacher-forced
+    answer probabilities of the same weights (a few steps in, so the counts vary)."""
+    seen = set()
+    for steps in (0, 3, 8, 15):
+        result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(8))
+        inputs, targets = task.dataset()
+        for model, r in zip(result.models, result.results):
+            assert r.correct == evaluate(model, task).correct
+            probs = letter_probs(model(inputs)[:, task.answer], task.sep_id)  # [N, L, V]
+            answer = probs.gather(-1, targets[:, task.answer, None])  # [N, L, 1]
+            torch.testing.assert_close(r.margin, float(answer.min()))
+            seen.add(r.correct)
+    assert len(seen) >= 4  # the check saw models that sort few, some and all inputs
 
 
 def test_same_seed_gives_bit_identical_weights(task):

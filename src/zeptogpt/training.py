@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from zeptogpt.evaluation import letter_probs
+from zeptogpt.evaluation import greedy
 from zeptogpt.model import ModelConfig, ZeptoGPT, init_weight
 from zeptogpt.task import IGNORE, OBJECTIVES, SortTask
 
@@ -127,11 +127,13 @@ def train(
             # is right, so an input counts as correct here exactly when greedy decoding sorts it.
             # Read in the network's own layout, vocabulary first (a view of the same logits):
             # there these reductions run over an outer axis, several times faster.
-            probs = letter_probs(logits[:, :, at_answer].transpose(1, 3), task.sep_id, dim=1)
-            hit = probs.max(1).indices == answer  # [K, L, N]; probs: [K, V, L, N]
+            z = logits[:, :, at_answer].transpose(1, 3)  # [K, V, L, N]
+            hit = greedy(z, dim=1) == answer  # [K, L, N]
             correct = hit.all(1).sum(-1)  # [K]
-            p_answer = probs.gather(1, answer.expand(hit.shape)[:, None])[:, 0]  # [K, L, N]
-            margin = p_answer.amin((-1, -2))  # [K]
+            # p(answer) with <sep> forbidden: 1 / (the sum over letters l of e^(z_l - z_answer))
+            z_answer = z.gather(1, answer.expand(hit.shape)[:, None])  # [K, 1, L, N]
+            rest = (z[:, 1:] - z_answer).exp_().sum(1)  # [K, L, N]; <sep> is id 0
+            margin = rest.amax((-1, -2)).reciprocal()  # [K]
             solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
             done = solved | (step == recipe.max_steps)  # [K]
         if on_step is not None:
