@@ -323,9 +323,10 @@ class ZeptoGPT(nn.Module):
         x = lookup(pairs.flatten(-2), key[start:])  # [..., E, S, B]: the residual stream
         embed = x
         h = self.ln1(pairs)  # [..., E, V, T]
-        q = torch.einsum("...hed,...evs->...hdvs", self.W_Q, h[..., start:])  # [..., H, D, V, S]
-        k = torch.einsum("...hed,...evt->...hdvt", self.W_K, h)  # [..., H, D, V, T]
-        v = torch.einsum("...hed,...evt->...hdvt", self.W_V, h)  # [..., H, D, V, T]
+        W_QKV = torch.stack([self.W_Q, self.W_K, self.W_V], -4)  # [..., 3, H, E, D]
+        qkv = torch.einsum("...jhed,...evt->...jhdvt", W_QKV, h)  # [..., 3, H, D, V, T]
+        q, k, v = qkv.unbind(-5)  # [..., H, D, V, T] each: one product for all three
+        q = q[..., start:]  # [..., H, D, V, S]
         # Attention without a per-sequence softmax. A score depends only on the (key pair,
         # query pair) it joins, so each query's output, sum_t e^score_t v_t / sum_t e^score_t
         # over its keys t, adds up a few entries of per-combination tables; `pairing` says which
