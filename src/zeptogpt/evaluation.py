@@ -15,8 +15,7 @@ def letter_probs(logits: torch.Tensor, sep_id: int, dim: int = -1) -> torch.Tens
     """Next-token distribution with <sep> forbidden, as decoding uses it, over the vocabulary
     axis ``dim``: [..., V] -> [..., V].
 
-    The softmax is written out: PyTorch's CPU kernel is several times slower over an axis of 4,
-    and training checks every seed's verdict with this at every step.
+    The softmax is written out: PyTorch's CPU kernel is several times slower over an axis of 4.
     """
     x = logits.index_fill(dim, torch.tensor([sep_id]), float("-inf"))  # [..., V]
     e = (x - x.amax(dim, keepdim=True)).exp()  # [..., V], <sep> at 0
