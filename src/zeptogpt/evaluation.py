@@ -11,15 +11,14 @@ from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SEP, SortTask
 
 
-def letter_probs(logits: torch.Tensor, sep_id: int, dim: int = -1) -> torch.Tensor:
-    """Next-token distribution with <sep> forbidden, as decoding uses it, over the vocabulary
-    axis ``dim``: [..., V] -> [..., V].
+def letter_probs(logits: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """Next-token distribution with <sep> forbidden, as decoding shows it: [..., V] -> [..., V].
 
     The softmax is written out: PyTorch's CPU kernel is several times slower over an axis of 4.
     """
-    x = logits.index_fill(dim, torch.tensor([sep_id]), float("-inf"))  # [..., V]
-    e = (x - x.amax(dim, keepdim=True)).exp()  # [..., V], <sep> at 0
-    return e / e.sum(dim, keepdim=True)  # [..., V]
+    x = logits.index_fill(-1, torch.tensor([sep_id]), float("-inf"))  # [..., V]
+    e = (x - x.amax(-1, keepdim=True)).exp()  # [..., V], <sep> at 0
+    return e / e.sum(-1, keepdim=True)  # [..., V]
 
 
 def greedy(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
