@@ -9,13 +9,15 @@ over running the single-seed trainer K times; then the wall time of 1,000 seeds 
 trained to its verdict. It runs as `zeptogpt sweep` does, with glibc's heap kept from shrinking
 (`keep_freed_memory`); --heap K first compares that with a heap that shrinks, alternated at K
 seeds. --compile K compares one training step (forward, loss, backward) of the same network
-eager and under torch.compile, compile time counted; --profile K prints the top operators of a
-K-seed run.
+eager and under torch.compile, compile time counted; --profile K times every operator of a
+K-seed run of `train` and prints where the step's time goes (`OperatorClock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import math
 import os
 import statistics
 import time
@@ -23,6 +25,7 @@ import warnings
 
 import torch
 from torch.func import functional_call
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from zeptogpt import ModelConfig, Recipe, SortTask, ZeptoGPT, train
 from zeptogpt.sweep import format_summary, run_sweep
@@ -112,6 +115,59 @@ def compiled_vs_eager(task: SortTask, k: int, steps: int) -> None:
         print("  compiling never pays for itself here")
 
 
+class OperatorClock(TorchDispatchMode):
+    """Wall time of every PyTorch operator run under it, forward and backward, by operator and
+    output shape. torch.profiler doubled the step's time here and showed element-wise operators
+    at 0.6-2 ms that take 25-50 µs (docs/engine.md); this only reads the clock around each
+    call, and its times add up to nearly the step's own.
+
+    Usage: ``with OperatorClock() as clock: train(...)``, then ``clock.seconds``
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[tuple[str, tuple[int, ...]], float] = collections.defaultdict(float)
+        self.calls: dict[tuple[str, tuple[int, ...]], int] = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        elapsed = time.perf_counter() - start
+        first = out[0] if isinstance(out, (tuple, list)) and out else out
+        shape = tuple(first.shape) if isinstance(first, torch.Tensor) else ()
+        key = (func.overloadpacket.__name__, shape)
+        self.seconds[key] += elapsed
+        self.calls[key] += 1
+        return out
+
+
+def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> None:
+    """Print the operators of `train` for K seeds that take the most time per update, and the
+    share of the step spent in operators of each size (elements in the output)."""
+    recipe = Recipe(max_steps=steps)
+    train(task, ModelConfig(), recipe, seeds=range(k))  # warm up
+    t = time.perf_counter()
+    train(task, ModelConfig(), recipe, seeds=range(k))
+    plain = (time.perf_counter() - t) / steps
+    with OperatorClock() as clock:
+        train(task, ModelConfig(), recipe, seeds=range(k))
+    timed = sum(clock.seconds.values()) / steps
+    print(f"  K={k}: {plain * 1e3:.2f} ms per update (set-up included); under the clock the "
+          f"operators add up to {timed * 1e3:.2f} ms per update, {len(clock.seconds)} kinds")
+    by_size = dict.fromkeys(("under 10k", "10k to 100k", "100k and more"), 0.0)
+    for (_, shape), seconds in clock.seconds.items():
+        numel = math.prod(shape)
+        size = "under 10k" if numel < 1e4 else "10k to 100k" if numel < 1e5 else "100k and more"
+        by_size[size] += seconds / steps
+    print("  ms per update by elements in the output: "
+          + ", ".join(f"{size} {ms * 1e3:.2f}" for size, ms in by_size.items()))
+    print("   ms/update  calls/update  operator  output shape")
+    top = sorted(clock.seconds.items(), key=lambda item: -item[1])[:rows]
+    for (name, shape), seconds in top:
+        print(f"  {seconds / steps * 1e3:9.3f}  {clock.calls[name, shape] / steps:12.1f}  "
+              f"{name} {list(shape)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="updates per timing (default 20)")
@@ -124,7 +180,7 @@ def main() -> None:
     parser.add_argument("--compile", type=int, default=0, metavar="K",
                         help="also compare eager and torch.compile at K seeds (slow: ~30 s)")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
-                        help="also print the top operators of a K-seed run")
+                        help="also time every operator of a K-seed run and print the top ones")
     args = parser.parse_args()
     task = SortTask()
     print(f"e6, {args.steps} updates per timing, median of {args.repeat}, "
@@ -154,11 +210,7 @@ def main() -> None:
     if args.compile:
         compiled_vs_eager(task, args.compile, args.steps)
     if args.profile:
-        from torch.profiler import profile
-
-        with profile() as prof:
-            train(task, ModelConfig(), Recipe(max_steps=args.steps), seeds=range(args.profile))
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        where_the_time_goes(task, args.profile, args.steps)
 
 
 if __name__ == "__main__":
