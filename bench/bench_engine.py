@@ -143,7 +143,7 @@ class OperatorClock(TorchDispatchMode):
 
 def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> None:
     """Print the operators of `train` for K seeds that take the most time per update, and the
-    share of the step spent in operators of each size (elements in the output)."""
+    time per update in operators of each size (elements in their output)."""
     recipe = Recipe(max_steps=steps)
     train(task, ModelConfig(), recipe, seeds=range(k))  # warm up
     t = time.perf_counter()
@@ -152,8 +152,9 @@ def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> N
     with OperatorClock() as clock:
         train(task, ModelConfig(), recipe, seeds=range(k))
     timed = sum(clock.seconds.values()) / steps
-    print(f"  K={k}: {plain * 1e3:.2f} ms per update (set-up included); under the clock the "
-          f"operators add up to {timed * 1e3:.2f} ms per update, {len(clock.seconds)} kinds")
+    print(f"  K={k}, {torch.get_num_threads()} threads: {plain * 1e3:.2f} ms per update (set-up "
+          f"included); under the clock the operators add up to {timed * 1e3:.2f} ms per update, "
+          f"{len(clock.seconds)} kinds")
     by_size = dict.fromkeys(("under 10k", "10k to 100k", "100k and more"), 0.0)
     for (_, shape), seconds in clock.seconds.items():
         numel = math.prod(shape)
