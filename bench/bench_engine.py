@@ -146,8 +146,11 @@ def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> N
     time per update in operators of each size (elements in their output)."""
     plain = per_model_step(task, k, steps, 1) * k  # the same call without the clock
     with OperatorClock() as clock:
-        train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
-    timed = sum(clock.seconds.values()) / steps
+        result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
+    # Updates of all K seeds, counted as per_model_step counts them: with a larger --steps some
+    # seeds solve and leave, and dividing by `steps` would then no longer match `plain`.
+    updates = result.model_steps / k
+    timed = sum(clock.seconds.values()) / updates
     print(f"  K={k}, {torch.get_num_threads()} threads: {plain * 1e3:.2f} ms per update (set-up "
           f"included); under the clock the operators add up to {timed * 1e3:.2f} ms per update, "
           f"{len(clock.seconds)} kinds")
@@ -155,13 +158,13 @@ def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> N
     by_size = dict.fromkeys(below, 0.0)
     for (_, shape), seconds in clock.seconds.items():
         size = next(name for name, limit in below.items() if math.prod(shape) < limit)
-        by_size[size] += seconds / steps
+        by_size[size] += seconds / updates
     print("  ms per update by elements in the output: "
           + ", ".join(f"{size} {ms * 1e3:.2f}" for size, ms in by_size.items()))
     print("   ms/update  calls/update  operator  output shape")
     top = sorted(clock.seconds.items(), key=lambda item: -item[1])[:rows]
     for (name, shape), seconds in top:
-        print(f"  {seconds / steps * 1e3:9.3f}  {clock.calls[name, shape] / steps:12.1f}  "
+        print(f"  {seconds / updates * 1e3:9.3f}  {clock.calls[name, shape] / updates:12.1f}  "
               f"{name} {list(shape)}")
 
 
