@@ -1,0 +1,224 @@
+"""The engine: many one-block ZeptoGPTs at once, fast on the CPU, the same function as the reference.
+
+What it computes: ``logits(params, config, idx, start)`` gives, for K models stacked along the
+first axis of every weight (``params``: the reference's parameter names -> ``[K, ...]``), the
+next-token logits ``[K, B, S, V]`` that ``ZeptoGPT(config)`` with model k's weights gives at
+positions ``start`` and later (S = T - start). Training calls it for every seed at every step.
+
+What it covers: every config with one block (``covers(config)``), whatever its vocabulary,
+context, width, heads, MLP and positions. With more blocks ``train`` runs the reference itself
+over the stacked weights (``torch.func``).
+
+Why it is exact: it reorders the reference's arithmetic, it approximates nothing.
+1. In one block, positions before ``start`` reach later ones only as keys and values, so
+   their queries, MLP and logits are never needed for an answer-only loss: they are skipped.
+2. Attention reads a token only through its embedding plus its position's, and there are just
+   V x T such (token, position) pairs. LayerNorm 1, Q, K and V are therefore computed once per
+   pair, in tables, and each token looks its row up; a score depends only on the (key pair,
+   query pair) it joins, so each of those is computed once too.
+3. A query's output is sum_t e^score_t v_t / sum_t e^score_t over its keys t up to its own
+   position (the causal mask). Both sums add up entries of per-combination tables, so each is
+   one product with a 0/1 matrix that says which combinations each query adds up
+   (``pairing``). Every score is first lowered by the best score of its query pair, as
+   softmax lowers a row by its best: the shift is shared by a query's keys and cancels in the
+   quotient. If all keys of a query sit so far below that best that float32 sums vanish, the
+   sums are taken again in float64 (``attend``).
+4. Activations are laid out features first, ``[K, E, T, B]``: with K models in front, every
+   element-wise operator then runs along rows of T x B numbers rather than E, and each weight
+   product is one batched product. Only the layout changes, not the numbers.
+The tests check logits, attention patterns and every weight's gradient against the reference
+for every named variant, random configs and weights large enough to take the float64 path.
+What each part buys is in docs/engine.md (``python bench/bench_engine.py --parts``).
+
+Shape letters as in model.py, plus K models, S computed positions, U (key pair, query pair)
+combinations a batch uses.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from zeptogpt.model import ModelConfig
+
+
+def covers(config: ModelConfig) -> bool:
+    """Whether the engine computes this architecture (one block); else train uses the reference."""
+    return config.n_layer == 1
+
+
+def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[..., index]``: entries of the last axis, in the shape of ``index``.
+
+    A broadcast ``gather``: on the CPU 3x faster here than ``index_select``, and unlike
+    indexing its backward adds in a fixed order, so training runs repeat bit for bit.
+    Usage: ``lookup(v, key)  # [..., N], [T, B] -> [..., T, B]``
+    """
+    flat = index.flatten().expand(*table.shape[:-1], -1)  # [..., T * B]
+    return table.gather(-1, flat).unflatten(-1, index.shape)  # [..., T, B]
+
+
+class Pairing(NamedTuple):
+    """Which (key pair, query pair) combinations a batch's attention uses, and where."""
+
+    key: torch.Tensor  # [U]: each combination's key pair (index into a [V, T] table)
+    query: torch.Tensor  # [U]: its query pair (index into a [V, S] table)
+    sums: torch.Tensor  # [U, S * B]: 1 where query s of sequence b attends through combination u
+    slot: torch.Tensor  # [T, S, B]: the combination of key t and query s in sequence b; U if t > s
+
+
+def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
+    """The combinations a batch's queries meet their keys through, each once, causal ones only.
+
+    ``key`` [T, B] and ``query`` [S, B] are each token's pair index; queries are the last S
+    positions. For the 27 sorting inputs and their 3 answer positions that is 73 combinations,
+    where the queries see 405 keys. Remembered for the last few batches asked about: training
+    asks about the same inputs at every step.
+    Usage: ``pairing(key, query, V * S).sums.sum(0)  # [S * B]: how many keys each query sees``
+    """
+    return _pairing(key.long().numpy().tobytes(), query.long().numpy().tobytes(), key.shape[1],
+                    n_query)
+
+
+@functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # remembered tensors made under inference mode would refuse autograd
+def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pairing:
+    key = torch.frombuffer(bytearray(key_bytes), dtype=torch.long).view(-1, B)  # [T, B]
+    query = torch.frombuffer(bytearray(query_bytes), dtype=torch.long).view(-1, B)  # [S, B]
+    T, S = key.shape[0], query.shape[0]
+    combo = key[:, None, :] * n_query + query  # [T, S, B]
+    causal = (torch.arange(T)[:, None] <= torch.arange(T - S, T))[..., None].expand(T, S, B)
+    used, slot = torch.unique(combo[causal], return_inverse=True)  # [U], [causal count]
+    sums = torch.zeros(len(used), S * B)  # [U, S * B]
+    sums[slot, torch.arange(S * B).view(S, B).expand(T, S, B)[causal]] = 1.0
+    slots = torch.full((T, S, B), len(used)).masked_scatter_(causal, slot)  # [T, S, B]
+    return Pairing(used // n_query, used % n_query, sums, slots)
+
+
+class LayerNorm(torch.autograd.Function):
+    """y = x̂ w + b, with x̂ = (x - mean) / sqrt(var + eps) over the features (axis -3), as
+    ``nn.LayerNorm`` computes over the last axis.
+
+    Its derivative is written out: autograd's, taken through these lines, makes about eleven
+    passes over the activations and keeps three of them; this one makes five and keeps x̂
+    alone. Checked by gradcheck in the tests. Usage: ``LayerNorm.apply(x, w, b, 1e-5)``
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
+        x = x - x.mean(-3, keepdim=True)  # [..., E, T, B]
+        r = torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)  # [..., 1, T, B]: 1 / std
+        x_hat = x.mul_(r)  # [..., E, T, B]
+        ctx.save_for_backward(x_hat, r, w)
+        return torch.addcmul(b[..., :, None, None], x_hat, w[..., :, None, None])  # [..., E, T, B]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        x_hat, r, w = ctx.saved_tensors
+        grad_w = (grad * x_hat).sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
+        grad_b = grad.sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
+        g = grad * w[..., :, None, None]  # [..., E, T, B]: the gradient at x̂
+        # x̂ moves only within the sphere of zero mean and unit variance: take out the part of g
+        # along its mean and along x̂ itself, then undo the scaling by 1 / std.
+        along = (g * x_hat).mean(-3, keepdim=True)  # [..., 1, T, B]
+        g = g.sub_(g.mean(-3, keepdim=True)).addcmul_(x_hat, along, value=-1)  # [..., E, T, B]
+        return g.mul_(r), grad_w, grad_b, None
+
+
+class Divide(torch.autograd.Function):
+    """a / b, b broadcast over a, with a derivative that never forms 1 / b^2.
+
+    Autograd's derivative of a division squares the divisor, which overflows float32 once
+    b < 1e-19, and the attention's sums go down to 1e-30 (``attend``). This one takes the
+    gradient over b as (grad / b) times the quotient. Usage: ``Divide.apply(numer, denom)``
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        quotient = a / b
+        ctx.save_for_backward(quotient, b)
+        return quotient
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        quotient, b = ctx.saved_tensors
+        grad_a = grad / b
+        return grad_a, -(grad_a * quotient).sum_to_size(b.shape)
+
+
+def attend(scores: torch.Tensor, values: torch.Tensor, pair: Pairing, n_query: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every query's attention output from the per-combination scores ``[..., H, U]`` and
+    values ``[..., H, D, U]``: ``(z [..., H, D, S * B], weights [..., H, U], denom [..., H, S *
+    B])``, where weights / denom, read through ``pair.slot``, is the attention pattern."""
+    with torch.no_grad():
+        # Each score less the highest of its query pair, as softmax subtracts the highest of
+        # its row: e^score cannot overflow, and the shift cancels in the quotient.
+        peak = torch.full((*scores.shape[:-1], n_query), -math.inf).scatter_reduce(
+            -1, pair.query.expand_as(scores), scores, "amax")  # [..., H, V * S]
+    shifted = scores - lookup(peak, pair.query)  # [..., H, U], at most 0
+    for dtype in (scores.dtype, torch.float64):
+        weights, sums = torch.exp(shifted.to(dtype)), pair.sums.to(dtype)  # [..., H, U]
+        denom = weights @ sums  # [..., H, S * B]
+        # If every key of some query scores over ~69 below the best of its query pair, its
+        # float32 sums fall under 1e-30 (and past e^-87 to 0 / 0): then they are taken again
+        # in float64, whose exp reaches e^-700. No trained model came past e^-55 here.
+        if bool(denom.amin() > 1e-30):
+            break
+    numer = (weights[..., None, :] * values.to(dtype)) @ sums  # [..., H, D, S * B]
+    z = Divide.apply(numer, denom[..., None, :])  # [..., H, D, S * B]: weighted values
+    return z.to(scores.dtype), weights, denom
+
+
+def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tensor,
+           start: int = 0, with_pattern: bool = False):
+    """K stacked one-block models' logits ``[K, B, S, V]`` from position ``start`` on, and with
+    ``with_pattern`` also their attention ``[K, B, H, S, T]``: what ``ZeptoGPT.run_with_cache``
+    gives each model at those positions.
+
+    Usage: ``logits(stacked_weights, config, idx, start=3)  # [K, B, T - 3, V]``
+    """
+    if not covers(config):
+        raise ValueError(f"the engine computes one block, not {config.n_layer}")
+    p = {name.removeprefix("blocks.0."): w for name, w in params.items()}
+    V, (B, T), D, eps = config.vocab_size, idx.shape, config.d_head, 1e-5
+    S = T - start
+    # The tables below hold each (token, position) pair once, flattened; these say where each
+    # sequence finds its own tokens in them.
+    key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: pair of each token, in [V, T]
+    query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]: pair, in [V, S]
+    pairs = p["W_E"].mT[..., :, None]  # [K, E, V, 1]
+    if "W_pos" in p:
+        pairs = pairs + p["W_pos"].mT[..., None, :T]  # [K, E, V, T]
+    pairs = pairs.expand(*pairs.shape[:-1], T)  # [K, E, V, T]: every pair's embedding
+    x = lookup(pairs.flatten(-2), key[start:])  # [K, E, S, B]: the residual stream
+    h = LayerNorm.apply(pairs, p["ln1.weight"], p["ln1.bias"], eps)  # [K, E, V, T]
+    W_QKV = torch.stack([p["attn.W_Q"], p["attn.W_K"], p["attn.W_V"]], -4)  # [K, 3, H, E, D]
+    qkv = torch.einsum("...jhed,...evt->...jhdvt", W_QKV, h)  # [K, 3, H, D, V, T]
+    q, k, v = qkv.unbind(-5)  # [K, H, D, V, T] each: one product for all three
+    q = q[..., start:]  # [K, H, D, V, S]
+    pair = pairing(key, query, V * S)
+    scores = (lookup(k.flatten(-2), pair.key) * lookup(q.flatten(-2), pair.query)
+              ).sum(-2) / math.sqrt(D)  # [K, H, U]: every score the batch needs, once
+    values = lookup(v.flatten(-2), pair.key)  # [K, H, D, U]
+    z, weights, denom = attend(scores, values, pair, V * S)  # [K, H, D, S * B]
+    W_O = p["attn.W_O"].flatten(-3, -2).mT  # [K, E, H * D]
+    x = x + (W_O @ z.flatten(-3, -2)).unflatten(-1, (S, B))  # [K, E, S, B]
+    h = LayerNorm.apply(x, p["ln2.weight"], p["ln2.bias"], eps)  # [K, E, S, B]
+    hidden = F.relu(torch.einsum("...em,...esb->...msb", p["mlp.W_in"], h))  # [K, M, S, B]
+    x = x + torch.einsum("...me,...msb->...esb", p["mlp.W_out"], hidden)  # [K, E, S, B]
+    x = LayerNorm.apply(x, p["ln_f.weight"], p["ln_f.bias"], eps)  # [K, E, S, B]
+    out = torch.einsum("...ve,...esb->...vsb", p["W_E"], x).transpose(-1, -3)  # [K, B, S, V]
+    if not with_pattern:  # training: the pattern is for people, not for the loss
+        return out
+    after = torch.zeros_like(weights[..., :1])  # [K, H, 1]: the weight of a later key
+    pattern = lookup(torch.cat([weights, after], -1), pair.slot)  # [K, H, T, S, B]
+    pattern = pattern / denom.unflatten(-1, (S, B))[..., None, :, :]  # [K, H, T, S, B]
+    pattern = pattern.movedim(-1, -4).transpose(-1, -2).to(z.dtype)  # [K, B, H, S, T]
+    return out, pattern
