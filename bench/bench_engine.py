@@ -1,125 +1,190 @@
-"""The batched training engine, measured side by side in one run (issue 3's targets).
+"""The engine against the reference, what each part of the engine buys, and 1,000 seeds.
 
-    python bench/bench_engine.py [--steps 20] [--repeat 3] [--threads 1 2] [--sweep 1000]
-                                 [--heap 1024] [--compile 1024] [--profile 1024]
+    python bench/bench_engine.py [--runs 5] [--steps 20] [--threads N] [--no-parts]
+                                 [--sweep 1000] [--profile K]
 
-Prints, for K = 1, 64, 256, 1024 seeds trained as one batch, the cost per model-step (one seed,
-one optimizer update; the median of --repeat runs of `train`, set-up included) and the speed-up
-over running the single-seed trainer K times; then the wall time of 1,000 seeds of e6 each
-trained to its verdict. It runs as `zeptogpt sweep` does, with glibc's heap kept from shrinking
-(`keep_freed_memory`); --heap K first compares that with a heap that shrinks, alternated at K
-seeds. --compile K compares one training step (forward, loss, backward) of the same network
-eager and under torch.compile, compile time counted; --profile K times every operator of a
-K-seed run of `train` and prints where the step's time goes (`OperatorClock`).
+Every figure is a median over --runs interleaved runs in this one process, so the host's drift
+hits both sides of a ratio alike. A cost is µs per model-step: one seed, one optimizer update,
+`train` from start to end (set-up included) divided by the seed-steps it computed.
+1. Engine against reference: `train` for K seeds of e6 as it runs (the engine) and with
+   `reference=True` (the textbook network over stacked weights, `torch.func.vmap`), for 3
+   letters over abc at K = 1, 64, 256, 1,024 and for 6 letters (729 inputs) at K = 16, 64.
+2. Parts (unless --no-parts): each part of the engine replaced by the plain way of computing
+   the same thing, alternated with the engine as it is; the ratio is what the part buys.
+3. --sweep N seeds of e6, each trained to its verdict as `zeptogpt sweep` runs them.
+4. --profile K: the operators that take the step's time at K seeds (`OperatorClock`).
+Like `zeptogpt sweep`, it keeps glibc's heap from shrinking between steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import math
 import os
 import statistics
 import time
-import warnings
+from collections.abc import Callable, Iterator
 
 import torch
-from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from zeptogpt import ModelConfig, Recipe, SortTask, ZeptoGPT, train
+from zeptogpt import ModelConfig, Recipe, SortTask, engine, train
+from zeptogpt.engine import lookup
 from zeptogpt.sweep import format_summary, run_sweep
-from zeptogpt.training import initial_weights, keep_freed_memory, per_model_loss
+from zeptogpt.training import keep_freed_memory
 
 
-def per_model_step(task: SortTask, k: int, steps: int, repeat: int) -> float:
-    """Median seconds per model-step of `train` for K seeds over a fixed number of updates (few
-    solve by then; any that does leaves the batch, and the cost is divided by the work done)."""
-    train(task, ModelConfig(), Recipe(max_steps=2), seeds=range(k))  # warm the allocator
-    costs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
-        costs.append((time.perf_counter() - t) / result.model_steps)
-    return statistics.median(costs)
+def config_for(task: SortTask) -> ModelConfig:
+    return ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len)
 
 
-def single_seed_loop(task: SortTask, k: int, steps: int, repeat: int) -> float:
-    """Median seconds per model-step when the single-seed trainer runs K times in a loop."""
-    costs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for seed in range(k):
-            train(task, ModelConfig(), Recipe(max_steps=steps), seeds=[seed])
-        costs.append((time.perf_counter() - t) / (k * steps))
-    return statistics.median(costs)
-
-
-def heap_kept_vs_shrinking(task: SortTask, k: int, steps: int, rounds: int) -> None:
-    """Per model-step at K seeds with glibc keeping 64 MB of freed memory, and keeping none so
-    the heap shrinks after every step, alternated ``rounds`` times in this process."""
-    costs: dict[int, list[float]] = {64: [], 0: []}
-    for i in range(rounds + 1):  # the first round is warm-up
-        for megabytes in (64, 0) if i % 2 else (0, 64):
-            keep_freed_memory(megabytes)
-            costs[megabytes].append(per_model_step(task, k, steps, 1))
-    kept, shrinking = (statistics.median(costs[mb][1:]) for mb in (64, 0))
-    print(f"  K={k}: heap kept {kept * 1e6:.1f} µs per model-step, shrinking "
-          f"{shrinking * 1e6:.1f} µs ({shrinking / kept:.2f}x), {rounds} alternations")
-
-
-def compiled_vs_eager(task: SortTask, k: int, steps: int) -> None:
-    """One training step's forward, loss and backward for K stacked models, eager and compiled.
-
-    The compiled function is the library's own: the same module through functional_call. Caches
-    are disabled so the compile time printed is what a fresh machine pays.
-    """
-    import torch._inductor.config as inductor_config
-
-    inductor_config.force_disable_caches = True
-    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
-    template = ZeptoGPT(ModelConfig(), torch.Generator())
-    params = initial_weights(template, range(k))
-    inputs, targets = task.dataset("answer")
-    start = task.answer.start
-
-    def step(params: dict[str, torch.Tensor]) -> None:
-        logits = functional_call(template, params, (inputs, start))  # [K, N, S, V]
-        per_model_loss(logits, targets[:, start:]).sum().backward()
-        for p in params.values():
-            p.grad = None
-
-    def median_seconds(fn) -> float:
-        times = []
-        for _ in range(steps):
-            t = time.perf_counter()
-            fn(params)
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
-
-    step(params)
-    eager = median_seconds(step)
-    compiled = torch.compile(step, dynamic=False)
+def cost(task: SortTask, k: int, steps: int, reference: bool = False) -> float:
+    """Seconds per model-step of one `train` call for K seeds over a fixed number of updates
+    (any seed that solves leaves the batch, and the cost is divided by the work done)."""
     t = time.perf_counter()
-    compiled(params)
-    compile_s = time.perf_counter() - t
-    fast = median_seconds(compiled)
-    print(f"  torch.compile at K={k}, forward + loss + backward only: eager "
-          f"{eager / k * 1e6:.1f} µs per model-step, compiled {fast / k * 1e6:.1f} µs "
-          f"({eager / fast:.2f}x) after {compile_s:.1f} s of compiling (cold);")
-    saved = (eager - fast) / k
-    if saved > 0:
-        print(f"  compiling pays for itself after {compile_s / saved / k:,.0f} steps of "
-              f"{k} seeds ({compile_s / saved:,.0f} model-steps)")
-    else:
-        print("  compiling never pays for itself here")
+    result = train(task, config_for(task), Recipe(max_steps=steps), seeds=range(k),
+                   reference=reference)
+    return (time.perf_counter() - t) / max(result.model_steps, 1)
+
+
+def alternate(ways: dict[str, Callable[[], float]], runs: int) -> dict[str, float]:
+    """Median of ``runs`` calls of each way, alternated (the order flips every round, so
+    neither always goes first), after one warm-up round."""
+    costs: dict[str, list[float]] = {name: [] for name in ways}
+    for i in range(runs + 1):
+        for name in (list(ways) if i % 2 else list(reversed(ways))):
+            c = ways[name]()
+            if i:
+                costs[name].append(c)
+    return {name: statistics.median(c) for name, c in costs.items()}
+
+
+def pairing_size(task: SortTask) -> str:
+    """The shape of the attention's 0/1 sums matrix for every input of the task, [U, S * B]."""
+    inputs, _ = task.dataset()
+    (B, T), start = inputs.shape, task.answer.start
+    S = T - start
+    key = inputs.mT * T + torch.arange(T)[:, None]
+    query = inputs.mT[start:] * S + torch.arange(S)[:, None]
+    sums = engine.pairing(key, query, task.vocab_size * S).sums
+    return f"[{sums.shape[0]:,}, {sums.shape[1]:,}]"
+
+
+def engine_vs_reference(tasks: dict[str, tuple[SortTask, list[int], int]], runs: int) -> None:
+    print("| task | K | engine µs/model-step | reference µs/model-step | engine's speed-up |")
+    print("|---|---|---|---|---|")
+    for name, (task, ks, steps) in tasks.items():
+        for k in ks:
+            m = alternate({"engine": lambda: cost(task, k, steps),
+                           "reference": lambda: cost(task, k, steps, reference=True)}, runs)
+            print(f"| {name} | {k:,} | {m['engine'] * 1e6:,.1f} | {m['reference'] * 1e6:,.1f} | "
+                  f"{m['reference'] / m['engine']:.2f}x |", flush=True)
+
+
+# --- the parts, each replaced by the plain way of computing the same thing ----------------------
+
+class PlainLayerNorm:
+    """LayerNorm over axis -3 as three lines of autograd, instead of the written-out derivative."""
+
+    @staticmethod
+    def apply(x, w, b, eps):
+        x = x - x.mean(-3, keepdim=True)
+        x = x * torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)
+        return x * w[..., :, None, None] + b[..., :, None, None]
+
+
+class PlainDivide:
+    """Autograd's division (its derivative squares the divisor: unsafe below 1e-19)."""
+
+    apply = staticmethod(torch.div)
+
+
+def attend_per_sequence(scores, values, pair, n_query):
+    """Every query's own softmax over its keys' scores, and its own weighted values: what the
+    engine did before the combination sums. Returns the pattern's pieces as None (training
+    does not read them)."""
+    after = torch.full_like(scores[..., :1], -math.inf)  # [K, H, 1]: a later key's score
+    pattern = lookup(torch.cat([scores, after], -1), pair.slot).softmax(-3)  # [K, H, T, S, B]
+    zero = torch.zeros_like(values[..., :1])  # [K, H, D, 1]
+    per_key = lookup(torch.cat([values, zero], -1), pair.slot)  # [K, H, D, T, S, B]
+    z = (pattern[:, :, None] * per_key).sum(-3)  # [K, H, D, S, B]
+    return z.flatten(-2), None, None
+
+
+def uncached_pairing(key, query, n_query):
+    return engine._pairing.__wrapped__(key.long().numpy().tobytes(),
+                                       query.long().numpy().tobytes(), key.shape[1], n_query)
+
+
+def all_queries(params, config, idx, start=0, with_pattern=False):
+    """Queries, MLP and logits at every position, the prompt's included, then the answer's kept."""
+    return engine_logits(params, config, idx, 0, with_pattern)[:, :, start:]
+
+
+engine_logits = engine.logits
+
+
+@contextlib.contextmanager
+def replaced(name: str) -> Iterator[None]:
+    """Within the block, the engine's part ``name`` is computed the plain way."""
+    swaps = {"LayerNorm": PlainLayerNorm, "Divide": PlainDivide, "attend": attend_per_sequence,
+             "pairing": uncached_pairing, "logits": all_queries}
+    if name == "heap":
+        keep_freed_memory(0)
+        try:
+            yield
+        finally:
+            keep_freed_memory()
+        return
+    before = getattr(engine, name)
+    setattr(engine, name, swaps[name])
+    try:
+        yield
+    finally:
+        setattr(engine, name, before)
+
+
+PARTS = {
+    "logits": "answer positions only (the prompt's queries, MLP and logits skipped)",
+    "attend": "attention as sums over (key, query) combinations, not a softmax per query",
+    "LayerNorm": "LayerNorm's derivative written out",
+    "Divide": "the division's derivative written out (also what keeps it finite)",
+    "pairing": "the combinations of a batch remembered between steps",
+    "heap": "glibc's heap kept from shrinking between steps (zeptogpt sweep)",
+}
+
+
+def parts(tasks: dict[str, tuple[SortTask, list[int], int]], runs: int) -> None:
+    print("| part | task | K | with µs/model-step | without | it buys |")
+    print("|---|---|---|---|---|---|")
+    for part, what in PARTS.items():
+        for name, (task, ks, steps) in tasks.items():
+            for k in ks:
+                def without(task=task, k=k, steps=steps) -> float:
+                    with replaced(part):
+                        return cost(task, k, steps)
+                m = alternate({"with": lambda task=task, k=k, steps=steps: cost(task, k, steps),
+                               "without": without}, runs)
+                print(f"| {what} | {name} | {k:,} | {m['with'] * 1e6:,.1f} | "
+                      f"{m['without'] * 1e6:,.1f} | {m['without'] / m['with']:.2f}x |", flush=True)
+
+
+def many_seeds(n: int, runs: int) -> None:
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sweep = run_sweep(SortTask(), ModelConfig(), seeds=n)
+        walls.append(time.perf_counter() - start)
+    print(f"{n:,} seeds of e6 to their verdict, {runs} runs: median {statistics.median(walls):.2f} s "
+          f"(min {min(walls):.2f}, max {max(walls):.2f})")
+    print("  " + format_summary(sweep.summary))
 
 
 class OperatorClock(TorchDispatchMode):
     """Wall time of every PyTorch operator run under it, forward and backward, by operator and
-    output shape. torch.profiler doubled the step's time here and showed element-wise operators
-    at 0.6-2 ms that take 25-50 µs (docs/engine.md); this only reads the clock around each
-    call, and its times add up to nearly the step's own.
+    output shape (torch.profiler doubled the step's time here; this only reads the clock).
 
     Usage: ``with OperatorClock() as clock: train(...)``, then ``clock.seconds``
     """
@@ -134,83 +199,51 @@ class OperatorClock(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         elapsed = time.perf_counter() - start
         first = out[0] if isinstance(out, (tuple, list)) and out else out
-        shape = tuple(first.shape) if isinstance(first, torch.Tensor) else ()
-        key = (func.overloadpacket.__name__, shape)
+        key = (func.overloadpacket.__name__,
+               tuple(first.shape) if isinstance(first, torch.Tensor) else ())
         self.seconds[key] += elapsed
         self.calls[key] += 1
         return out
 
 
-def where_the_time_goes(task: SortTask, k: int, steps: int, rows: int = 25) -> None:
-    """Print the operators of `train` for K seeds that take the most time per update, and the
-    time per update in operators of each size (elements in their output)."""
-    plain = per_model_step(task, k, steps, 1) * k  # the same call without the clock
+def where_the_time_goes(k: int, steps: int, rows: int = 20) -> None:
+    task = SortTask()
     with OperatorClock() as clock:
         result = train(task, ModelConfig(), Recipe(max_steps=steps), seeds=range(k))
-    # Updates of all K seeds, counted as per_model_step counts them: with a larger --steps some
-    # seeds solve and leave, and dividing by `steps` would then no longer match `plain`.
     updates = result.model_steps / k
-    timed = sum(clock.seconds.values()) / updates
-    print(f"  K={k}, {torch.get_num_threads()} threads: {plain * 1e3:.2f} ms per update (set-up "
-          f"included); under the clock the operators add up to {timed * 1e3:.2f} ms per update, "
-          f"{len(clock.seconds)} kinds")
-    below = {"under 10k": 1e4, "10k to 100k": 1e5, "100k and more": math.inf}
-    by_size = dict.fromkeys(below, 0.0)
-    for (_, shape), seconds in clock.seconds.items():
-        size = next(name for name, limit in below.items() if math.prod(shape) < limit)
-        by_size[size] += seconds / updates
-    print("  ms per update by elements in the output: "
-          + ", ".join(f"{size} {ms * 1e3:.2f}" for size, ms in by_size.items()))
-    print("   ms/update  calls/update  operator  output shape")
-    top = sorted(clock.seconds.items(), key=lambda item: -item[1])[:rows]
-    for (name, shape), seconds in top:
+    print(f"K={k}: operators add up to {sum(clock.seconds.values()) / updates * 1e3:.2f} ms per "
+          f"update, {len(clock.seconds)} kinds\n   ms/update  calls/update  operator  output shape")
+    for (name, shape), seconds in sorted(clock.seconds.items(), key=lambda i: -i[1])[:rows]:
         print(f"  {seconds / updates * 1e3:9.3f}  {clock.calls[name, shape] / updates:12.1f}  "
               f"{name} {list(shape)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="updates per timing (default 20)")
-    parser.add_argument("--repeat", type=int, default=3, help="timings per figure; the median")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 64, 256, 1024])
-    parser.add_argument("--sweep", type=int, default=1000, help="seeds to train to their verdict")
-    parser.add_argument("--heap", type=int, default=1024, metavar="K",
-                        help="compare a kept and a shrinking heap at K seeds first (0: skip)")
-    parser.add_argument("--compile", type=int, default=0, metavar="K",
-                        help="also compare eager and torch.compile at K seeds (slow: ~30 s)")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved runs per figure")
+    parser.add_argument("--steps", type=int, default=20, help="updates per timing, 3 letters")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-parts", action="store_true", help="skip what each part buys")
+    parser.add_argument("--sweep", type=int, default=1000, help="seeds to their verdict (0: skip)")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
-                        help="also time every operator of a K-seed run and print the top ones")
+                        help="also time every operator of a K-seed run")
     args = parser.parse_args()
-    task = SortTask()
-    print(f"e6, {args.steps} updates per timing, median of {args.repeat}, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    if args.heap:
-        torch.set_num_threads(max(args.threads))
-        heap_kept_vs_shrinking(task, args.heap, args.steps, 2 * args.repeat)
-    kept = keep_freed_memory()  # as `zeptogpt sweep` runs
-    print(f"glibc's heap kept from shrinking between steps: {'yes' if kept else 'no (not glibc)'}")
-    for threads in sorted(set(args.threads)):
-        torch.set_num_threads(threads)
-        single = single_seed_loop(task, 64, args.steps, args.repeat)
-        print(f"threads={threads}: single-seed trainer in a loop, 64 seeds: "
-              f"{single * 1e6:.0f} µs per model-step")
-        for k in args.ks:
-            cost = per_model_step(task, k, args.steps, args.repeat)
-            print(f"  K={k:5d}: {cost * 1e6:8.1f} µs per model-step, "
-                  f"{cost * k * 1e3:8.2f} ms per step, {single / cost:6.1f}x the loop")
-        if args.sweep:
-            start = time.perf_counter()
-            sweep = run_sweep(task, ModelConfig(), seeds=args.sweep)
-            wall = time.perf_counter() - start
-            s = sweep.summary
-            print(f"  {args.sweep} seeds of e6 to their verdict: {wall:.2f} s wall, "
-                  f"{wall / s.model_steps * 1e6:.1f} µs per model-step on average")
-            print("  " + format_summary(s))
-    if args.compile:
-        compiled_vs_eager(task, args.compile, args.steps)
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    print(f"{args.threads} threads, median of {args.runs} interleaved runs, load average "
+          f"{os.getloadavg()[0]:.2f}")
+    abc3, abc6 = SortTask(), SortTask(length=6)
+    print(f"attention sums matrix [U, S·B]: abc×3 {pairing_size(abc3)}, abc×6 {pairing_size(abc6)}")
+    tasks = {"abc×3": (abc3, [1, 64, 256, 1024], args.steps),
+             "abc×6": (abc6, [16, 64], max(2, args.steps // 4))}
+    engine_vs_reference(tasks, args.runs)
+    if not args.no_parts:
+        parts({"abc×3": (abc3, [64, 1024], args.steps), "abc×6": (abc6, [64], args.steps // 4)},
+              args.runs)
+    if args.sweep:
+        many_seeds(args.sweep, args.runs)
     if args.profile:
-        where_the_time_goes(task, args.profile, args.steps)
+        where_the_time_goes(args.profile, args.steps)
 
 
 if __name__ == "__main__":

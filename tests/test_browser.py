@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from zeptogpt import InputError, SortTask, evaluate, load
+from zeptogpt import InputError, ModelConfig, Recipe, SortTask, decode, evaluate, load, train
+from zeptogpt.checkpoint import Checkpoint
 from zeptogpt.cli import main
 from zeptogpt.serve import make_server
 
@@ -93,6 +94,13 @@ def test_page_sorts_shows_every_head_and_explains_bad_input(served, capsys):
                 assert heads.count() == 2
                 assert heads.nth(0).locator("tr.newest").count() == 1
 
+            # the probabilities are the model's own, <sep> included, and the page says so
+            assert "<sep> included" in page.inner_text("#trace-panel")
+            probs = decode(model, task, ["ccA".lower()]).probs[0]  # [length, V]
+            for k in range(task.length):
+                shown = steps.nth(k).locator("table.logits tr td:nth-child(3)").all_inner_texts()
+                assert shown == [f"{float(v):.3f}" for v in probs[k]]
+
             # every weight is on the page, and hovering one names it
             assert page.get_attribute("#weights", "data-count") == "318"
             page.hover("#weights table.weights td >> nth=0")
@@ -133,6 +141,76 @@ def test_page_sorts_shows_every_head_and_explains_bad_input(served, capsys):
     with capsys.disabled():  # the figure is reported on every run, not asserted
         print(f"\n[browser] first render {first_render_ms:.0f} ms after navigation start "
               f"(screenshot {ARTIFACTS / 'browser.png'})")
+
+
+@pytest.fixture(scope="module")
+def served_two_layers(tmp_path_factory):
+    """(page address, model) of a two-block model, trained a little, served on a free port."""
+    task = SortTask()
+    model = train(task, ModelConfig(n_layer=2), Recipe(max_steps=200), seeds=[0]).models[0]
+    path = tmp_path_factory.mktemp("browser2") / "model.safetensors"  # no log: no curve
+    server = make_server(Checkpoint(model, task), path, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", model
+    server.shutdown()
+    server.server_close()
+
+
+def test_page_of_a_two_layer_model_shows_every_layer(served_two_layers):
+    """Every layer's heads, MLP activations, lens rows and weights are on the page; the oracle
+    is the model's own decoding and parameters."""
+    sync_playwright = _browser_or_skip()
+    url, model = served_two_layers
+    task, L, H = SortTask(), model.config.n_layer, model.config.n_head
+    assert L == 2
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.ready === '1'", timeout=15000)
+            page.fill("#input", "bca")
+            page.click("#sort")
+            page.wait_for_function(
+                "t => document.getElementById('result-input').textContent === t",
+                arg="bca", timeout=5000)
+            d = decode(model, task, ["bca"])
+            tokens = task.decode(d.ids[0])
+            assert page.inner_text("#output") == d.outputs[0]
+            steps = page.locator("#steps .step")
+            assert steps.count() == task.length
+            for k in range(task.length):
+                step = steps.nth(k)
+                layers = step.locator(".attention")
+                assert layers.count() == L
+                for i in range(L):
+                    heads = layers.nth(i).locator(".head")
+                    assert heads.count() == H
+                    assert [heads.nth(h).locator("h3").inner_text() for h in range(H)] == [
+                        f"layer {i} head {h}" for h in range(H)]
+                    # the newest row of each head: the model's own pattern at this step
+                    pos = task.length + k
+                    pattern = d.cache[f"blocks.{i}.pattern"][0]  # [H, T-1, T-1]
+                    for h in range(H):
+                        row = heads.nth(h).locator("tr.newest td").all_inner_texts()
+                        assert row == [f"{float(w):.2f}" for w in pattern[h, pos, : pos + 1]]
+                lens_rows = step.locator("table.lens tbody th").all_inner_texts()
+                assert lens_rows == ["after embedding", "after layer 0 attention",
+                                     "after layer 0 MLP", "after layer 1 attention",
+                                     "after layer 1 MLP"]
+                mlp_rows = step.locator("table.heatmap:not(.lens) tbody th").all_inner_texts()
+                assert [r for r in mlp_rows if r.startswith("layer ")] == [
+                    f"layer {i} · {pos} {tokens[pos]}" for i in range(L)]
+            groups = page.locator("#weights .weight-group > h3").all_inner_texts()
+            assert groups == ["embeddings", "layer 0", "layer 1", "final LayerNorm"]
+            assert page.get_attribute("#weights", "data-count") == str(model.config.n_params)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "browser-2layers.png"), full_page=True)
+            assert errors == []
+        finally:
+            browser.close()
 
 
 def parse_error(task, text):

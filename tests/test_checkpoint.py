@@ -1,30 +1,226 @@
+import hashlib
 import json
+import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from zeptogpt import Checkpoint, CheckpointError, ModelConfig, ZeptoGPT, load, save
+import zeptogpt.checkpoint
+from zeptogpt import Checkpoint, CheckpointError, ModelConfig, ZeptoGPT, evaluate, load, save
+
+# Seed 0 of the default e6 model, trained and saved by the code before format 2 (one block,
+# the old weight names, no checksum); it sorts all 27 inputs.
+FORMAT_1_FIXTURE = Path(__file__).parent / "fixtures" / "e6-format1.safetensors"
+
+# The e6 model's weights as format 2 names them, written out rather than asked of the model.
+E6_NAMES = {"W_E", "W_pos", "ln_f.weight", "ln_f.bias"} | {
+    f"blocks.0.{n}" for n in ("ln1.weight", "ln1.bias", "attn.W_Q", "attn.W_K", "attn.W_V",
+                              "attn.W_O", "ln2.weight", "ln2.bias", "mlp.W_in", "mlp.W_out")}
+
+
+def _read(path):
+    """A safetensors file's (metadata, tensors)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def _write(path, metadata, tensors):
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def _header(data: bytes) -> tuple[dict, int]:
+    """A safetensors file's JSON header and where its data begins (the offsets count from there)."""
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + n]), 8 + n
+
+
+def _all_inputs(task):
+    return torch.tensor([task.encode(task.sequence(x))[:-1] for x in task.all_inputs()])
 
 
 def test_save_load_gives_identical_logits(tmp_path, task, trained):
     path = save(tmp_path / "m.safetensors", Checkpoint(trained, task, {"seed": 0, "steps": 51}))
     back = load(path)
-    idx = torch.tensor([task.encode(task.sequence(x))[:-1] for x in task.all_inputs()])
+    idx = _all_inputs(task)
     assert torch.equal(back.model(idx), trained(idx))
     assert back.task == task and back.facts == {"seed": 0, "steps": 51}
     assert back.model.config == trained.config
 
 
-def test_file_is_plain_safetensors_with_the_config_in_metadata(tmp_path, task, trained):
-    from safetensors import safe_open
-
+def test_file_is_plain_safetensors_with_the_new_names_and_a_checksum(tmp_path, task, trained):
     path = save(tmp_path / "m.safetensors", Checkpoint(trained, task))
-    with safe_open(str(path), framework="pt") as f:
-        config = json.loads(f.metadata()["config"])
-        names = set(f.keys())
-    assert config["n_embd"] == 6 and config["pos_embed"] is True
-    assert names == {n for n, _ in trained.named_parameters()}  # tied head: no extra tensor
+    metadata, tensors = _read(path)
+    config = json.loads(metadata["config"])
+    assert config["n_embd"] == 6 and config["pos_embed"] is True and config["n_layer"] == 1
+    assert metadata["format"] == "zeptogpt-2"
+    assert set(tensors) == E6_NAMES  # tied head: no extra tensor
+    assert len(metadata["weights_sha256"]) == 64 and int(metadata["weights_sha256"], 16) >= 0
+
+
+def test_checksum_is_recomputed_from_the_file_alone(tmp_path, task, trained):
+    """The recipe of checkpoint.py's docstring, run on the file's bytes: no torch, no zeptogpt."""
+    path = save(tmp_path / "m.safetensors", Checkpoint(trained, task))
+    data = path.read_bytes()
+    header, start = _header(data)
+    h = hashlib.sha256()
+    for name in sorted(k for k in header if k != "__metadata__"):
+        t = header[name]
+        h.update(json.dumps([name, t["dtype"], t["shape"]], separators=(",", ":")).encode())
+        h.update(b"\n")
+        begin, end = t["data_offsets"]
+        h.update(data[start + begin:start + end])
+    assert h.hexdigest() == header["__metadata__"]["weights_sha256"]
+
+
+def test_format_1_checkpoint_loads_and_sorts_every_input(task):
+    checkpoint = load(FORMAT_1_FIXTURE)
+    result = evaluate(checkpoint.model, task)
+    assert (result.correct, result.total) == (27, 27)
+    assert checkpoint.model.config == ModelConfig()  # n_layer, absent from the file: one block
+    assert checkpoint.task == task and checkpoint.facts == {"seed": 0, "steps": 35}
+    assert set(checkpoint.model.state_dict()) == E6_NAMES
+
+
+def _format_1_logits(w: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+    """Logits ``[B, T, V]`` of format 1's one-block network, written out from the names in its
+    file with plain torch: no zeptogpt code, so no renaming to trust."""
+    T = idx.shape[1]
+
+    def ln(x, name):
+        return F.layer_norm(x, x.shape[-1:], w[f"{name}.w"], w[f"{name}.b"])
+
+    x = w["W_E"][idx] + w["W_pos"][:T]  # [B, T, E]
+    h = ln(x, "ln1")
+    q, k, v = (torch.einsum("bte,hed->bhtd", h, w[n]) for n in ("W_Q", "W_K", "W_V"))
+    scores = q @ k.mT / math.sqrt(q.shape[-1])  # [B, H, T, T]
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), -math.inf)
+    x = x + torch.einsum("bhtd,hde->bte", scores.softmax(-1) @ v, w["W_O"])
+    x = x + F.relu(ln(x, "ln2") @ w["W_in"]) @ w["W_out"]
+    return ln(x, "ln_f") @ w["W_E"].T
+
+
+def test_format_1_checkpoint_computes_the_network_its_old_names_describe(task):
+    _, old = _read(FORMAT_1_FIXTURE)
+    idx = _all_inputs(task)
+    by_hand = _format_1_logits(old, idx)
+    loaded = load(FORMAT_1_FIXTURE).model(idx)
+    assert torch.allclose(loaded, by_hand, rtol=0, atol=1e-5)
+    assert by_hand.abs().max() > 1  # the logits are not all near zero, where anything agrees
+
+
+def test_format_1_checkpoint_saved_again_is_format_2_with_the_same_logits(tmp_path, task):
+    old = load(FORMAT_1_FIXTURE)
+    path = save(tmp_path / "m.safetensors", old)
+    metadata, tensors = _read(path)
+    assert metadata["format"] == "zeptogpt-2" and set(tensors) == E6_NAMES
+    idx = _all_inputs(task)
+    assert torch.equal(load(path).model(idx), old.model(idx))
+
+
+def test_format_1_checkpoint_without_positions_loads(tmp_path, task):
+    metadata, tensors = _read(FORMAT_1_FIXTURE)
+    config = dict(json.loads(metadata["config"]), pos_embed=False)
+    path = _write(tmp_path / "nopos.safetensors", dict(metadata, config=json.dumps(config)),
+                  {k: v for k, v in tensors.items() if k != "W_pos"})
+    model = load(path).model
+    assert model.W_pos is None and torch.equal(model.blocks[0].attn.W_Q, tensors["W_Q"])
+
+
+@pytest.mark.parametrize("rename, needle", [
+    ({"ln1.w": "ln1.weight"}, 'unexpected: "ln1.weight"; missing: "ln1.w"'),
+    ({"W_in": "W_in\nW_out"}, 'unexpected: "W_in\\nW_out"; missing: "W_in"'),
+    ({k: "blocks.0." + k for k in ("W_Q", "W_K", "W_V", "W_O")},
+     'unexpected: "blocks.0.W_K", "blocks.0.W_O", "blocks.0.W_Q", ...; missing: "W_K", "W_O"'),
+])
+def test_format_1_checkpoint_with_other_names_is_refused(tmp_path, rename, needle):
+    metadata, tensors = _read(FORMAT_1_FIXTURE)
+    path = _write(tmp_path / "renamed.safetensors", metadata,
+                  {rename.get(k, k): v for k, v in tensors.items()})
+    with pytest.raises(CheckpointError) as e:
+        load(path)
+    assert f"not named as in format zeptogpt-1 ({needle}" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_format_1_label_on_the_new_names_is_refused(tmp_path, task, trained):
+    metadata, tensors = _read(save(tmp_path / "m.safetensors", Checkpoint(trained, task)))
+    path = _write(tmp_path / "relabelled.safetensors", dict(metadata, format="zeptogpt-1"),
+                  tensors)
+    with pytest.raises(CheckpointError, match="not named as in format zeptogpt-1 .unexpected"):
+        load(path)
+
+
+def _flip_a_sign_bit(data: bytes, name: str, index: int) -> bytes:
+    """The file with the sign of number ``index`` of tensor ``name`` flipped, and nothing else:
+    found through the header's offsets, the sign being the top bit of a little-endian float32's
+    last byte."""
+    header, start = _header(data)
+    assert header[name]["dtype"] == "F32"
+    begin, end = header[name]["data_offsets"]
+    at = start + begin + 4 * index + 3
+    assert at < start + end
+    return data[:at] + bytes([data[at] ^ 0x80]) + data[at + 1:]
+
+
+def test_a_flipped_bit_is_refused_by_the_checksum(tmp_path, task, monkeypatch):
+    good = save(tmp_path / "good.safetensors", load(FORMAT_1_FIXTURE))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(_flip_a_sign_bit(good.read_bytes(), "W_E", 13))
+    with pytest.raises(CheckpointError) as e:
+        load(bad)
+    assert str(e.value) == (f"{bad}: its weights do not match their checksum "
+                            "(the file is damaged or was edited)")
+
+    # Without the checksum the same file is a valid checkpoint: one number of W_E negated,
+    # which loads and sorts worse (8 of the 27 inputs), as the issue saw.
+    stored = _read(bad)[0]["weights_sha256"]
+    monkeypatch.setattr(zeptogpt.checkpoint, "weights_sha256", lambda tensors: stored)
+    damaged, original = load(bad).model, load(good).model
+    changed = (damaged.W_E != original.W_E).flatten().nonzero().flatten().tolist()
+    assert changed == [13] and damaged.W_E.flatten()[13] == -original.W_E.flatten()[13]
+    assert evaluate(damaged, task).correct < 27
+
+
+@pytest.mark.parametrize("checksum, needle", [
+    (None, "has no weights_sha256 metadata"),
+    ("", "do not match their checksum"),
+    ("0" * 64, "do not match their checksum"),
+])
+def test_format_2_without_its_checksum_or_with_a_wrong_one_is_refused(tmp_path, task, trained,
+                                                                      checksum, needle):
+    metadata, tensors = _read(save(tmp_path / "m.safetensors", Checkpoint(trained, task)))
+    if checksum is None:
+        del metadata["weights_sha256"]
+    else:
+        metadata["weights_sha256"] = checksum
+    path = _write(tmp_path / "edited.safetensors", metadata, tensors)
+    with pytest.raises(CheckpointError) as e:
+        load(path)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda w: w.double(), "weights must be float32 numbers"),
+    (lambda w: w.index_fill(0, torch.tensor(0), math.nan), "weights must be finite numbers"),
+    (lambda w: w.index_fill(0, torch.tensor(0), math.inf), "weights must be finite numbers"),
+])
+def test_weights_that_are_not_finite_float32_are_refused(tmp_path, task, trained, change,
+                                                         needle):
+    # re-signed with a checksum of the changed weights, so that only their values are wrong
+    metadata, tensors = _read(save(tmp_path / "m.safetensors", Checkpoint(trained, task)))
+    tensors["blocks.0.mlp.W_in"] = change(tensors["blocks.0.mlp.W_in"])
+    if tensors["blocks.0.mlp.W_in"].dtype == torch.float32:
+        metadata["weights_sha256"] = zeptogpt.checkpoint.weights_sha256(tensors)
+    with pytest.raises(CheckpointError, match=needle):
+        load(_write(tmp_path / "edited.safetensors", metadata, tensors))
 
 
 def test_interrupted_save_keeps_the_old_file(tmp_path, task, trained, monkeypatch):
@@ -69,6 +265,9 @@ def test_foreign_and_mismatched_files_are_refused(tmp_path, task, trained):
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(CheckpointError, match="not a ZeptoGPT checkpoint"):
+        load(foreign)
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "zeptogpt-3"})
+    with pytest.raises(CheckpointError, match=r"not a ZeptoGPT checkpoint \(format zeptogpt-2 or"):
         load(foreign)
 
     path = save(tmp_path / "m.safetensors", Checkpoint(trained, task))

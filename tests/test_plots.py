@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 
+from zeptogpt import ModelConfig, ZeptoGPT, decode
+from zeptogpt.anatomy import dissect
 from zeptogpt.plots import (
     plot_attention,
     plot_curves,
@@ -23,40 +25,81 @@ def texts(ax):
     return [t.get_text() for t in ax.texts]
 
 
-def test_attention_has_one_panel_per_head_and_step_with_the_weights_written(trained, task):
-    fig = plot_attention(trained, task, "cab")
-    H, L = trained.config.n_head, task.length
+@pytest.fixture(scope="module")
+def two_layers():
+    """An untrained model of two blocks: every layer must be drawn, trained or not."""
+    return ZeptoGPT(ModelConfig(n_layer=2), torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("which", ["trained", "two_layers"])
+def test_attention_has_one_panel_per_head_and_step_with_the_weights_written(request, task, which):
+    model = request.getfixturevalue(which)
+    fig = plot_attention(model, task, "cab")
+    Ls, H, S = model.config.n_layer, model.config.n_head, task.length
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(axes) == H * L
-    ids = torch.tensor([task.encode(["c", "a", "b", "<sep>", "a", "b"])])
-    pattern = trained.run_with_cache(ids)[1]["pattern"][0]  # [H, T, T]
-    for h in range(H):
-        for s in range(L):
+    assert len(axes) == Ls * H * S
+    decoded = decode(model, task, ["cab"])
+    tokens = task.decode(decoded.ids[0])
+    with torch.no_grad():  # the oracle: the model's own patterns
+        _, cache = model.run_with_cache(decoded.ids[:, :-1])
+    for r, (i, h) in enumerate((i, h) for i in range(Ls) for h in range(H)):
+        pattern = cache[f"blocks.{i}.pattern"][0]  # [H, T, T]
+        for s in range(S):
             n = task.length + s + 1  # tokens so far at step s
-            ax = axes[h * L + s]
+            ax = axes[r * S + s]
             expected = [f"{float(pattern[h, q, k]):.2f}" for q in range(n) for k in range(q + 1)]
             assert texts(ax) == expected  # causal: only keys up to the query are written
-            assert [t.get_text() for t in ax.get_xticklabels()][-1].endswith(
-                ["<sep>", "a", "b"][s])
+            assert [t.get_text() for t in ax.get_xticklabels()][-1].endswith(tokens[n - 1])
+            layer = f"layer {i} " if Ls > 1 else ""
+            assert ax.get_title() == f"{layer}head {h} · step {s + 1}: -> '{tokens[n]}'"
 
 
-def test_lens_panels_end_with_the_chosen_letters_probability(trained, task):
-    fig = plot_lens(trained, task, "ccb")
+@pytest.mark.parametrize("which", ["trained", "two_layers"])
+def test_lens_rows_are_the_models_own_distribution_at_every_layer(request, task, which):
+    model = request.getfixturevalue(which)
+    fig = plot_lens(model, task, "ccb")
+    a = dissect(model, task, "ccb")
+    rows = 1 + 2 * model.config.n_layer  # embedding, then each block's attention and MLP
     assert len(fig.axes) == task.length
-    for ax in fig.axes:
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [*a.lens_labels[:-1], a.lens_labels[-1] + " (output)"]
+    for ax, step in zip(fig.axes, a.steps):
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(task.vocab)  # <sep> too
         values = [float(t) for t in texts(ax)]
-        assert len(values) == 3 * 3  # three stages x three letters
-        assert max(values[-3:]) > 0.5  # the output row: a confident choice
+        assert len(values) == rows * task.vocab_size
+        expected = [v for point in a.lens_points for v in step.lens[point]]
+        assert values == pytest.approx(expected, abs=6e-4)
+        for r in range(rows):  # each row a distribution over the whole vocabulary
+            assert sum(values[r * 4 : r * 4 + 4]) == pytest.approx(1.0, abs=3e-3)
+        assert values[-4:] == pytest.approx(step.probs, abs=6e-4)  # the output row
 
 
-def test_weights_sheet_shows_all_318_weights(trained, task):
-    fig = plot_weights(trained, task)
-    panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(panels) == 15  # W_E, W_pos, 3 LayerNorms, 4 attention matrices x 2 heads, 2 MLP
-    assert sum(len(ax.texts) for ax in panels) == 318
-    written = sorted(float(t) for ax in panels for t in texts(ax))
-    actual = sorted(round(float(v), 2) for p in trained.parameters() for v in p.flatten())
+def test_lens_of_the_trained_model_ends_confident(trained, task):
+    for ax in plot_lens(trained, task, "ccb").axes:
+        assert max(float(t) for t in texts(ax)[-4:]) > 0.5  # the output row: a confident choice
+
+
+@pytest.mark.parametrize("which, panels, total", [("trained", 15, 318), ("two_layers", 27, 558)])
+def test_weights_sheet_shows_every_weight(request, task, which, panels, total):
+    """W_E, W_pos, 2 LayerNorms a block and ln_f, 4 attention matrices x 2 heads and 2 MLP
+    matrices a block."""
+    model = request.getfixturevalue(which)
+    fig = plot_weights(model, task)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == panels
+    assert sum(len(ax.texts) for ax in shown) == total == model.config.n_params
+    written = sorted(float(t) for ax in shown for t in texts(ax))
+    actual = sorted(round(float(v), 2) for p in model.parameters() for v in p.detach().flatten())
     assert written == pytest.approx(actual, abs=0.006)
+    titles = [ax.get_title() for ax in shown]
+    if model.config.n_layer == 1:
+        norms = ("ln1", "ln2", "ln_f")
+        assert titles[2:5] == [f"{n} LayerNorm gain w, bias b (2, 6)" for n in norms]
+        assert titles[5] == "W_Q head 0 (6, 3)" and titles[-1] == "W_out MLP out (6, 6)"
+    else:
+        for i in range(model.config.n_layer):
+            assert f"layer {i} W_Q head 1 (6, 3)" in titles and f"layer {i} ln2" in " ".join(titles)
+            assert f"layer {i} W_in MLP in (6, 6)" in titles
 
 
 def test_curves_and_solved_share(tmp_path):

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from zeptogpt import InputError, SortTask, load
+from zeptogpt import InputError, ModelConfig, SortTask, ZeptoGPT, decode, load
 from zeptogpt.cli import main
 from zeptogpt.serve import MAX_BODY, make_server
 
@@ -67,16 +67,71 @@ def test_trace_sorts_every_input_like_sorted(server):
         assert status == 200 and b["output"] == a["output"]
 
 
+def per_block(cache, name, n_layer):
+    """``[L, ...]``: the activation ``name`` of every block, batch axis dropped (the oracle)."""
+    return torch.stack([cache[f"blocks.{i}.{name}"][0] for i in range(n_layer)])
+
+
 def test_trace_numbers_are_pytorchs(server, checkpoint_path):
     model, task = load(checkpoint_path).model, SortTask()
     _, a = get_json(server, "/api/trace?input=cba")
     ids = torch.tensor([task.encode(a["tokens"][:-1])])
     logits, cache = model.run_with_cache(ids)
-    assert torch.allclose(torch.tensor(a["attention"]), cache["pattern"][0], atol=1e-7)
-    assert torch.allclose(torch.tensor(a["mlp_hidden"]), cache["mlp_hidden"][0], atol=1e-7)
+    assert a["n_layer"] == 1
+    assert torch.allclose(torch.tensor(a["attention"]), per_block(cache, "pattern", 1), atol=1e-7)
+    assert torch.allclose(torch.tensor(a["mlp_hidden"]), per_block(cache, "mlp_hidden", 1),
+                          atol=1e-7)
     assert torch.allclose(torch.tensor(a["logits"]), logits[0], atol=1e-6)
-    assert len(a["steps"]) == 3 and all(len(s["attention"]) == 2 for s in a["steps"])
+    assert len(a["steps"]) == 3 and all(len(s["attention"][0]) == 2 for s in a["steps"])
+    for s in a["steps"]:  # the model's own distribution, <sep> included
+        probs = logits[0, s["position"]].softmax(-1)
+        assert torch.allclose(torch.tensor(s["probs"]), probs, atol=1e-6)
+        assert s["lens"]["blocks.0.resid_post"] == pytest.approx(s["probs"], abs=1e-6)
     assert a["ms"] >= 0
+
+
+def test_a_two_layer_model_is_served_with_every_layer(tmp_path):
+    """Oracle: the model's own cache, block by block, and its own parameters."""
+    from zeptogpt.checkpoint import Checkpoint
+
+    task = SortTask()
+    model = ZeptoGPT(ModelConfig(n_layer=2), torch.Generator().manual_seed(0))
+    two = make_server(Checkpoint(model, task), tmp_path / "model.safetensors", port=0)
+    threading.Thread(target=two.serve_forever, daemon=True).start()
+    try:
+        _, a = get_json(two, "/api/trace?input=bca")
+        _, info = get_json(two, "/api/info")
+        _, w = get_json(two, "/api/weights")
+        status, curve = get_json(two, "/api/curve")
+    finally:
+        two.shutdown()
+        two.server_close()
+    assert status == 200 and curve["rows"] == [] and "zeptogpt train" in curve["note"]
+    assert info["n_layer"] == 2 and info["n_params"] == model.config.n_params == 558
+    assert a["output"] == decode(model, task, ["bca"]).outputs[0]
+    ids = torch.tensor([task.encode(a["tokens"][:-1])])
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(ids)
+    assert a["n_layer"] == 2
+    for name in ("pattern", "attn_out", "resid_mid", "mlp_hidden", "resid_post"):
+        key = "attention" if name == "pattern" else name
+        assert torch.allclose(torch.tensor(a[key]), per_block(cache, name, 2), atol=1e-6), name
+    assert torch.allclose(torch.tensor(a["logits"]), logits[0], atol=1e-6)
+    assert a["lens_points"] == ["embed", "blocks.0.resid_mid", "blocks.0.resid_post",
+                                "blocks.1.resid_mid", "blocks.1.resid_post"]
+    for s in a["steps"]:
+        pos = s["position"]
+        assert torch.allclose(torch.tensor(s["attention"]),
+                              per_block(cache, "pattern", 2)[:, :, pos, : pos + 1], atol=1e-6)
+        assert len(s["mlp_hidden"]) == 2 and set(s["lens"]) == set(a["lens_points"])
+        for point in a["lens_points"]:
+            lens = model.unembed(cache[point][0, pos]).softmax(-1)
+            assert torch.allclose(torch.tensor(s["lens"][point]), lens, atol=1e-6)
+    named = dict(model.named_parameters())
+    assert [p["name"] for p in w["weights"]] == list(named)
+    assert "blocks.1.attn.W_Q" in named
+    for p in w["weights"]:
+        assert torch.equal(torch.tensor(p["values"]), named[p["name"]].detach().flatten())
 
 
 def test_fixed_panels(server, checkpoint_path):
@@ -92,7 +147,7 @@ def test_fixed_panels(server, checkpoint_path):
     assert curve["total"] == 27 and curve["rows"][-1][2] == 27
     assert [r[0] for r in curve["rows"]] == list(range(len(curve["rows"])))
     _, info = get_json(server, "/api/info")
-    assert info["n_head"] == 2 and info["n_params"] == 318
+    assert info["n_layer"] == 1 and info["n_head"] == 2 and info["n_params"] == 318
 
 
 def strict_json(data):

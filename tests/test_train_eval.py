@@ -1,9 +1,10 @@
 import time
 
+import pytest
 import torch
 
 from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
-from zeptogpt.evaluation import greedy, letter_probs
+from zeptogpt.evaluation import greedy
 from zeptogpt.training import per_model_loss
 
 
@@ -16,8 +17,10 @@ def test_trained_default_sorts_every_triple_like_sorted(task, trained):
 
 
 def test_solved_means_confident(task, trained):
-    probs = decode(trained, task, task.all_inputs()).probs  # [N, L, V]
-    assert probs.max(-1).values.min() >= 0.9
+    probs = decode(trained, task, task.all_inputs()).probs  # [N, L, V], <sep> included
+    letters = probs[..., 1:] / probs[..., 1:].sum(-1, keepdim=True)  # <sep> forbidden, as training
+    assert letters.max(-1).values.min() >= 0.9
+    assert probs.max(-1).values.min() >= 0.8  # and the model's own distribution agrees
 
 
 def test_sep_is_never_emitted_after_the_separator(task):
@@ -28,7 +31,9 @@ def test_sep_is_never_emitted_after_the_separator(task):
     assert int(raw.argmax()) == task.sep_id
     result = decode(model, task, task.all_inputs())
     assert (result.ids[:, task.length + 1:] != task.sep_id).all()
-    assert (result.probs[..., task.sep_id] == 0).all()
+    # the probabilities are still the model's own: <sep> often the likeliest, but never chosen
+    assert (result.probs.argmax(-1) == task.sep_id).float().mean() > 0.5
+    torch.testing.assert_close(result.probs.sum(-1), torch.ones(result.probs.shape[:2]))
 
 
 def test_greedy_picks_the_first_best_letter_never_sep():
@@ -51,8 +56,8 @@ def test_the_verdict_counts_what_decoding_sorts(task):
         inputs, targets = task.dataset()
         for model, r in zip(result.models, result.results):
             assert r.correct == evaluate(model, task).correct
-            probs = letter_probs(model(inputs)[:, task.answer], task.sep_id)  # [N, L, V]
-            answer = probs.gather(-1, targets[:, task.answer, None])  # [N, L, 1]
+            letters = model(inputs)[:, task.answer, 1:].softmax(-1)  # [N, L, V-1] <sep> forbidden
+            answer = letters.gather(-1, targets[:, task.answer, None] - 1)  # [N, L, 1]
             torch.testing.assert_close(r.margin, float(answer.min()))
             seen.add(r.correct)
     assert len(seen) >= 4  # the check saw models that sort anywhere from none to most inputs
@@ -63,7 +68,7 @@ def test_same_seed_gives_bit_identical_weights(task):
     b = train(task, ModelConfig(), Recipe(max_steps=30), seeds=[3]).models[0]
     c = train(task, ModelConfig(), Recipe(max_steps=30), seeds=[4]).models[0]
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert not torch.equal(a.W_Q, c.W_Q)
+    assert not torch.equal(a.blocks[0].attn.W_Q, c.blocks[0].attn.W_Q)
 
 
 def test_training_stops_when_solved_or_at_the_limit(task):
@@ -112,6 +117,60 @@ def test_trace_has_the_seed_format(task, trained):
         if line.strip().startswith("head"):
             weights = [float(item.split(":")[1]) for item in line.split("[")[1][:-1].split(", ")]
             assert abs(sum(weights) - 1) < 0.03
+
+
+def trace_steps(trace: str) -> list[dict[str, float]]:
+    """Each step line's printed probabilities: ``[{"a": 0.869, "b": 0.007, "c": 0.058}, ...]``."""
+    steps = []
+    for line in trace.splitlines():
+        if line.startswith("  step"):
+            items = line.split(": ", 1)[1].split(" -> ")[0].split(", ")  # ["p(a)=0.869", ...]
+            steps.append({item[2:item.index(")")]: float(item.split("=")[1]) for item in items})
+    return steps
+
+
+def test_trace_prints_the_models_own_distribution_sep_included(task):
+    """The printed p(letter) are the softmax over the whole vocabulary, as the seed printed them:
+    with probability on <sep> they add up to less than 1. Oracle: the model's logits on the
+    traced sequence, softmaxed here."""
+    model = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.W_E[task.sep_id] *= 2  # untrained, and <sep> gets a fair share
+    trace = format_trace(model, task, "caa")
+    full = trace.splitlines()[-1].split("[")[1].split("]")[0].split(", ")  # the decoded tokens
+    logits = model(torch.tensor([task.encode(full[:-1])]))[0].detach()  # [T-1, V]
+    printed = trace_steps(trace)
+    assert len(printed) == task.length
+    for s, shown in enumerate(printed):
+        probs = logits[task.length + s].softmax(-1)  # [V], <sep> included
+        assert float(probs[task.sep_id]) > 0.05  # not negligible, so the letters fall short of 1
+        assert sum(shown.values()) < 1 - 0.04
+        for letter, p in shown.items():
+            assert p == pytest.approx(float(probs[task.vocab.index(letter)]), abs=5e-4)
+        assert full[task.length + 1 + s] == max(shown, key=shown.get)  # greedy: likeliest letter
+
+
+def test_trace_of_a_two_layer_model_shows_every_layers_heads(task):
+    """Oracle: the model's own cache on the traced sequence, layer by layer."""
+    model = ZeptoGPT(ModelConfig(n_layer=2), torch.Generator().manual_seed(0))
+    lines = format_trace(model, task, "bca").splitlines()
+    assert lines[0] == "start [b, c, a, <sep>]  (layers=2, heads=2, head_dim=3)"
+    full = lines[-1].split("[")[1].split("]")[0].split(", ")
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor([task.encode(full[:-1])]))
+    rows = [line for line in lines if line.startswith("    ")]
+    assert len(rows) == task.length * 2 * 2  # steps x layers x heads
+    names = [f"    layer{i} head{h}: [" for i in range(2) for h in range(2)]
+    for s in range(task.length):
+        pos = task.length + s
+        for row, name, (i, h) in zip(rows[4 * s : 4 * s + 4], names,
+                                     [(i, h) for i in range(2) for h in range(2)]):
+            assert row.startswith(name)
+            expected = ", ".join(f"{t}:{float(w):.2f}" for t, w in
+                                 zip(full[: pos + 1], cache[f"blocks.{i}.pattern"][0, h, pos]))
+            assert row == f"{name}{expected}]"
+    lines = format_trace(model, task, "caa").splitlines()
+    assert lines[1].startswith("  step1: p(a)=")
 
 
 def test_our_adam_is_torch_adamw_for_every_seed_alone():

@@ -1,13 +1,38 @@
-"""Checkpoints: safetensors weights with the config, task and training facts as JSON metadata.
+r"""Checkpoints: safetensors weights with the config, task and training facts as JSON metadata.
 
 The file is readable without this package (any safetensors reader sees the tensors and the
 metadata), and enough to rebuild the model: ``load(path).model``.
+
+Format ``zeptogpt-2`` (what ``save`` writes): the tensors are ``model.state_dict()``, named as
+in ``zeptogpt.model`` (``W_E``, ``W_pos``, ``blocks.0.attn.W_Q``, ``ln_f.weight``, ...); the
+metadata holds ``format``, ``config``, ``task`` and ``facts`` (JSON objects) and
+``weights_sha256``, a checksum of the weights, so a damaged file is refused rather than loaded
+as a model that quietly sorts worse. Any reader can recompute the checksum (``weights_sha256``
+below) from the file alone, with the standard library::
+
+    data = open(path, "rb").read()
+    n = int.from_bytes(data[:8], "little")  # safetensors: header length, JSON header, data
+    header = json.loads(data[8:8 + n])
+    h = hashlib.sha256()
+    for name in sorted(k for k in header if k != "__metadata__"):
+        t = header[name]
+        h.update(json.dumps([name, t["dtype"], t["shape"]], separators=(",", ":")).encode())
+        h.update(b"\n")
+        begin, end = t["data_offsets"]
+        h.update(data[8 + n + begin:8 + n + end])
+    assert h.hexdigest() == header["__metadata__"]["weights_sha256"]
+
+Format ``zeptogpt-1`` (written before models had several blocks) still loads: one block, the
+same tensors under their old names (``ln1.w``, ``W_Q``, ``W_in``, ``ln_f.b``, ...), no
+checksum; ``load`` renames them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +44,21 @@ from zeptogpt.model import ModelConfig, ZeptoGPT, variant_name
 from zeptogpt.runlog import Row, log_bytes, log_path
 from zeptogpt.task import SortTask
 
-FORMAT = "zeptogpt-1"  # bump when the layout of the file changes
+FORMAT = "zeptogpt-2"  # what save writes; bump when the layout of the file changes
+FORMAT_1 = "zeptogpt-1"  # the one-block layout before it, still read (see _renamed_from_format_1)
 MAX_INPUTS = 10**7  # inputs of the largest task a checkpoint may claim (see load)
 RUNS_DIR = Path("runs")  # where checkpoints go by default; git ignores it
+
+# Format 1's weight names and the names the same weights have now (its one block is block 0).
+FORMAT_1_NAMES = {
+    "W_E": "W_E", "W_pos": "W_pos",
+    "ln1.w": "blocks.0.ln1.weight", "ln1.b": "blocks.0.ln1.bias",
+    "W_Q": "blocks.0.attn.W_Q", "W_K": "blocks.0.attn.W_K",
+    "W_V": "blocks.0.attn.W_V", "W_O": "blocks.0.attn.W_O",
+    "ln2.w": "blocks.0.ln2.weight", "ln2.b": "blocks.0.ln2.bias",
+    "W_in": "blocks.0.mlp.W_in", "W_out": "blocks.0.mlp.W_out",
+    "ln_f.w": "ln_f.weight", "ln_f.b": "ln_f.bias",
+}
 
 
 class CheckpointError(Exception):
@@ -58,6 +95,7 @@ def save(path: str | Path, checkpoint: Checkpoint, log: Sequence[Row] | None = N
         "config": json.dumps(checkpoint.model.config.to_dict()),
         "task": json.dumps(asdict(checkpoint.task)),
         "facts": json.dumps(checkpoint.facts),
+        "weights_sha256": weights_sha256(tensors),
     }
     files = {path: to_bytes(tensors, metadata=metadata)}
     if log is not None:
@@ -83,8 +121,23 @@ def load(path: str | Path) -> Checkpoint:
     except Exception as e:  # the reader raises several types for truncated or foreign files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path} is not a readable safetensors file ({reason})") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a ZeptoGPT checkpoint (format {FORMAT} expected)")
+    fmt = metadata.get("format")
+    if fmt not in (FORMAT, FORMAT_1):
+        raise CheckpointError(f"{path} is not a ZeptoGPT checkpoint "
+                              f"(format {FORMAT} or {FORMAT_1} expected)")
+    # The dtype is checked first, as the checksum spells it; whether the numbers are finite is
+    # checked last, so that a damaged number is reported as damage rather than as a bad value.
+    if any(v.dtype != torch.float32 for v in tensors.values()):
+        raise CheckpointError(f"{path}: weights must be float32 numbers")
+    if fmt == FORMAT:
+        if "weights_sha256" not in metadata:
+            raise CheckpointError(f"{path} has no weights_sha256 metadata, the checksum of its "
+                                  f"weights that format {FORMAT} requires")
+        if metadata["weights_sha256"] != weights_sha256(tensors):
+            raise CheckpointError(f"{path}: its weights do not match their checksum "
+                                  "(the file is damaged or was edited)")
+    else:
+        tensors = _renamed_from_format_1(path, tensors)
     try:
         config = from_fields(ModelConfig, _json_object(path, metadata, "config"))
     except ValueError as e:
@@ -112,11 +165,55 @@ def load(path: str | Path) -> Checkpoint:
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != found:
         raise CheckpointError(f"{path}: its weights do not match its config {variant_name(config)}")
-    if any(v.dtype != torch.float32 or not bool(v.isfinite().all()) for v in tensors.values()):
-        raise CheckpointError(f"{path}: weights must be finite float32 numbers")
+    if not all(bool(v.isfinite().all()) for v in tensors.values()):
+        raise CheckpointError(f"{path}: weights must be finite numbers")
     model.load_state_dict(tensors)
     model.requires_grad_(False)
     return Checkpoint(model, task, facts)
+
+
+def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """The checksum a checkpoint keeps of its weights (metadata ``weights_sha256``), in hex.
+
+    SHA-256 over the tensors in order of name (Python's ``sorted``: by code point), each as one
+    line naming it, ``json.dumps([name, "F32", shape], separators=(",", ":"))`` and a newline
+    (``["W_E","F32",[4,6]]``), then its numbers' raw bytes: little-endian float32, row-major, as
+    the file stores them. ``F32`` is float32 as the safetensors header spells it, so the
+    module docstring's recipe gives the same hash from the file alone.
+    """
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        if t.dtype != torch.float32:
+            raise ValueError(f"weights_sha256 covers float32 weights only; {name} is {t.dtype}")
+        h.update(json.dumps([name, "F32", list(t.shape)], separators=(",", ":")).encode())
+        h.update(b"\n")
+        data = t.detach().cpu().reshape(-1).view(torch.uint8)  # [4 * numel]: row-major bytes
+        if sys.byteorder == "big":  # the machine's order; the file's is little-endian
+            data = data.view(-1, 4).flip(-1).reshape(-1)
+        # a fresh copy owns exactly these bytes, and its storage hands them over as they are
+        h.update(bytes(data.clone().untyped_storage()))
+    return h.hexdigest()
+
+
+def _renamed_from_format_1(path: Path,
+                           tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A format-1 file's tensors under today's names; CheckpointError unless the names are
+    exactly format 1's (``W_pos`` is absent without positions; the config decides, later)."""
+    unexpected = tensors.keys() - FORMAT_1_NAMES.keys()
+    missing = FORMAT_1_NAMES.keys() - tensors.keys() - {"W_pos"}
+    if unexpected or missing:
+        found = "; ".join(f"{what}: {_some(names)}" for what, names in
+                          (("unexpected", unexpected), ("missing", missing)) if names)
+        raise CheckpointError(f"{path}: its weights are not named as in format {FORMAT_1} "
+                              f"({found})")
+    return {FORMAT_1_NAMES[k]: v for k, v in tensors.items()}
+
+
+def _some(names: set[str], most: int = 3) -> str:
+    """A few of ``names`` for a one-line message: quoted (a name may hold a newline), sorted."""
+    shown = sorted(names)[:most]
+    return ", ".join(json.dumps(n) for n in shown) + (", ..." if len(names) > most else "")
 
 
 def _json_object(path: Path, metadata: dict[str, str], key: str) -> dict:

@@ -1,4 +1,4 @@
-"""The engine: many one-block ZeptoGPTs at once, fast on the CPU, the same function as the reference.
+"""The engine: many one-block ZeptoGPTs at once, fast on the CPU, the reference's function.
 
 What it computes: ``logits(params, config, idx, start)`` gives, for K models stacked along the
 first axis of every weight (``params``: the reference's parameter names -> ``[K, ...]``), the

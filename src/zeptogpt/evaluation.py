@@ -11,16 +11,6 @@ from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SEP, SortTask
 
 
-def letter_probs(logits: torch.Tensor, sep_id: int) -> torch.Tensor:
-    """Next-token distribution with <sep> forbidden, as decoding shows it: [..., V] -> [..., V].
-
-    The softmax is written out: PyTorch's CPU kernel is several times slower over an axis of 4.
-    """
-    x = logits.index_fill(-1, torch.tensor([sep_id]), float("-inf"))  # [..., V]
-    e = (x - x.amax(-1, keepdim=True)).exp()  # [..., V], <sep> at 0
-    return e / e.sum(-1, keepdim=True)  # [..., V]
-
-
 def greedy(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """The token greedy decoding picks along the vocabulary axis ``dim``: the highest logit but
     <sep>'s (<sep> is id 0), the first on a tie: [..., V] -> [...].
@@ -40,7 +30,9 @@ class Decoding:
     inputs: list[str]  # the inputs, as given
     outputs: list[str]  # the decoded answers
     ids: torch.Tensor  # [N, T] full sequences: input, <sep>, answer
-    probs: torch.Tensor  # [N, L, V] distribution at each decoding step (<sep> at 0)
+    # [N, length, V] the model's own next-token distribution at each decoding step: the softmax
+    # over the whole vocabulary, <sep> included (greedy decoding still never picks <sep>)
+    probs: torch.Tensor
     logits: torch.Tensor  # [N, T-1, V] logits of the last forward pass, every position
     cache: dict[str, torch.Tensor]  # activations of that pass (see ZeptoGPT.run_with_cache)
 
@@ -56,7 +48,7 @@ def decode(model: ZeptoGPT, task: SortTask, inputs: Sequence[str]) -> Decoding:
     steps = []
     for _ in range(task.length):
         logits, cache = model.run_with_cache(ids)  # [N, t, V]
-        probs = letter_probs(logits[:, -1], task.sep_id)  # [N, V]
+        probs = logits[:, -1].softmax(-1)  # [N, V] the model's own, <sep> included
         ids = torch.cat([ids, greedy(logits[:, -1])[:, None]], dim=1)  # [N, t + 1]
         steps.append(probs)
     # Causal attention means the last pass's activations at earlier positions are the ones the
@@ -100,26 +92,31 @@ def evaluate(model: ZeptoGPT, task: SortTask) -> Evaluation:
 
 
 def format_trace(model: ZeptoGPT, task: SortTask, x: str) -> str:
-    """The seed's autoregressive trace of one input: every step's letter probabilities and choice,
-    and each head's attention from the newest position over every token so far.
+    """The seed's autoregressive trace of one input: every step's letter probabilities (the
+    model's own distribution, a softmax over the whole vocabulary: whatever is missing from 1 sits
+    on <sep>, which greedy decoding never picks) and choice, and each head's attention from the
+    newest position over every token so far, layer by layer when the model has several.
 
     Usage: ``print(format_trace(model, task, "caa"))``
     """
     d = decode(model, task, [x])
     tokens = task.decode(d.ids[0])
-    pattern = d.cache["pattern"][0]  # [H, T-1, T-1]
     c = model.config
+    patterns = [d.cache[f"blocks.{i}.pattern"][0] for i in range(c.n_layer)]  # L x [H, T-1, T-1]
     start = tokens[: task.length + 1]
-    lines = [f"start [{', '.join(start)}]  (heads={c.n_head}, head_dim={c.d_head})"]
+    layers = f"layers={c.n_layer}, " if c.n_layer > 1 else ""
+    lines = [f"start [{', '.join(start)}]  ({layers}heads={c.n_head}, head_dim={c.d_head})"]
     for s in range(task.length):
         pos = task.length + s  # the newest position at this step
         probs = ", ".join(f"p({t})={float(d.probs[0, s, i]):.3f}"
                           for i, t in enumerate(task.vocab) if i != task.sep_id)
         lines.append(f"  step{s + 1}: {probs} -> '{tokens[pos + 1]}'")
-        for h in range(c.n_head):
-            seen = zip(tokens[: pos + 1], pattern[h, pos].tolist())
-            row = ", ".join(f"{t}:{w:.2f}" for t, w in seen)
-            lines.append(f"    head{h}: [{row}]")
+        for i, pattern in enumerate(patterns):
+            layer = f"layer{i} " if c.n_layer > 1 else ""
+            for h in range(c.n_head):
+                seen = zip(tokens[: pos + 1], pattern[h, pos].tolist())
+                row = ", ".join(f"{t}:{w:.2f}" for t, w in seen)
+                lines.append(f"    {layer}head{h}: [{row}]")
     answer = tokens[task.length + 1:]
     lines.append(f"  full [{', '.join(tokens)}] -> outputs [{', '.join(answer)}]")
     return "\n".join(lines)

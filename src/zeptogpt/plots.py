@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zeptogpt.anatomy import LENS_POINTS, dissect
+from zeptogpt.anatomy import dissect
 from zeptogpt.files import write_atomic
 from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SortTask
@@ -27,28 +27,29 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-LENS_LABELS = {"embed": "after embedding", "attn": "after attention", "mlp": "after MLP (output)"}
-
-
 def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
-    """One panel per head (rows) and decoding step (columns): the causal attention pattern over
-    the tokens so far, query on the y axis, key on the x axis, the newest (predicting) row boxed."""
+    """One panel per head (rows, layer by layer) and decoding step (columns): the causal attention
+    pattern over the tokens so far, query on the y axis, key on the x axis, the newest
+    (predicting) row boxed."""
     from matplotlib.figure import Figure
 
     a = dissect(model, task, text)
-    H, L = len(a.attention), len(a.steps)
-    fig = Figure(figsize=(3.6 * L + 0.6, 3.4 * H + 0.6), layout="constrained")
-    axes = fig.subplots(H, L, squeeze=False)
+    heads = [(i, h) for i in range(a.n_layer) for h in range(len(a.attention[i]))]
+    S = len(a.steps)
+    fig = Figure(figsize=(3.6 * S + 0.6, 3.4 * len(heads) + 0.6), layout="constrained")
+    axes = fig.subplots(len(heads), S, squeeze=False)
     for s, step in enumerate(a.steps):
         n = step.position + 1
         labels = _position_labels(a.tokens[:n])
-        for h in range(H):
-            rows = [[w if k <= q else math.nan for k, w in enumerate(a.attention[h][q][:n])]
+        for r, (i, h) in enumerate(heads):
+            pattern = a.attention[i][h]
+            rows = [[w if k <= q else math.nan for k, w in enumerate(pattern[q][:n])]
                     for q in range(n)]
-            ax = axes[h][s]
+            ax = axes[r][s]
             _heatmap(ax, rows, labels, labels, cmap="Blues", vmin=0.0, vmax=1.0, fmt="{:.2f}")
             ax.add_patch(_box(step.position, n))
-            ax.set_title(f"head {h} · step {s + 1}: -> '{step.chosen}'", fontsize=10)
+            layer = f"layer {i} " if a.n_layer > 1 else ""
+            ax.set_title(f"{layer}head {h} · step {s + 1}: -> '{step.chosen}'", fontsize=10)
             ax.set_xlabel("key (attended to)", fontsize=8)
             ax.set_ylabel("query", fontsize=8)
     fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r} "
@@ -57,32 +58,34 @@ def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
 
 
 def plot_lens(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
-    """The logit lens: for each decoding step, each letter's probability read off the residual
-    stream after the embedding, after attention and after the MLP (the model's real output)."""
+    """The logit lens: for each decoding step, each token's probability read off the residual
+    stream after the embedding, then after each block's attention and MLP (the last row is the
+    model's real output). Each row is the model's own distribution, a softmax over the whole
+    vocabulary, so <sep> has a column too (greedy decoding never picks it)."""
     from matplotlib.figure import Figure
 
     a = dissect(model, task, text)
-    letters = [i for i, t in enumerate(a.vocab) if t != "<sep>"]
-    fig = Figure(figsize=(3.3 * len(a.steps) + 1.2, 3.2), layout="constrained")
+    P = len(a.lens_points)
+    labels = [*a.lens_labels[:-1], f"{a.lens_labels[-1]} (output)"]
+    fig = Figure(figsize=(3.3 * len(a.steps) + 1.6, 0.5 * P + 1.7), layout="constrained")
     axes = fig.subplots(1, len(a.steps), squeeze=False)[0]
     for s, (ax, step) in enumerate(zip(axes, a.steps)):
-        rows = [[step.lens[p][i] for i in letters] for p in LENS_POINTS]
-        _heatmap(ax, rows, [LENS_LABELS[p] for p in LENS_POINTS], [a.vocab[i] for i in letters],
-                 cmap="Greens", vmin=0.0, vmax=1.0, fmt="{:.3f}")
-        chosen = [a.vocab[i] for i in letters].index(step.chosen)
-        ax.add_patch(_box(len(LENS_POINTS) - 1, 1, col=chosen))
+        rows = [step.lens[p] for p in a.lens_points]
+        _heatmap(ax, rows, labels, a.vocab, cmap="Greens", vmin=0.0, vmax=1.0, fmt="{:.3f}")
+        ax.add_patch(_box(P - 1, 1, col=a.vocab.index(step.chosen)))
         ax.set_title(f"step {s + 1} (position {step.position}): -> '{step.chosen}'", fontsize=10)
         if s:
             ax.set_yticklabels([])
-    fig.suptitle(f"Logit lens of {a.input!r} -> {a.output!r}: p(letter) at each point of the "
-                 "residual stream", fontsize=11)
+    fig.suptitle(f"Logit lens of {a.input!r} -> {a.output!r}: p(token) at each point of the "
+                 "residual stream, <sep> included", fontsize=11)
     return fig
 
 
 def plot_weights(model: ZeptoGPT, task: SortTask) -> Figure:
     """Every weight of the model on one sheet, each matrix a heatmap with its values written in.
 
-    Per-head attention matrices are drawn per head; LayerNorm gains and biases as two rows.
+    Per-head attention matrices are drawn per head; LayerNorm gains and biases as two rows. With
+    several blocks the panels go by kind (LayerNorms, attention, MLP), block by block within each.
     """
     from matplotlib.figure import Figure
 
@@ -205,24 +208,33 @@ def _position_labels(tokens: Sequence[str]) -> list[str]:
 
 
 def _weight_panels(model: ZeptoGPT, task: SortTask):
-    """(title, matrix, row labels, column labels) for every weight, split per head."""
+    """(title, matrix, row labels, column labels) for every weight, split per head: the
+    embeddings, every LayerNorm, every attention matrix, every MLP matrix (with one block the
+    titles name no block, as ``ln1``; with several ``layer 1 ln1``)."""
     E = model.config.n_embd
     dims = [f"e{i}" for i in range(E)]
     mlp = [f"m{i}" for i in range(model.config.d_mlp)]
+    blocks = [(f"layer {i} " if len(model.blocks) > 1 else "", b)
+              for i, b in enumerate(model.blocks)]
     panels = [(f"W_E token embedding {tuple(model.W_E.shape)} (also the LM head)",
                model.W_E.tolist(), list(task.vocab), dims)]
     if model.W_pos is not None:
         panels.append((f"W_pos position embedding {tuple(model.W_pos.shape)}",
                        model.W_pos.tolist(), [f"pos {i}" for i in range(len(model.W_pos))], dims))
-    for name, ln in (("ln1", model.ln1), ("ln2", model.ln2), ("ln_f", model.ln_f)):
+    norms = [(f"{layer}{name}", getattr(b, name)) for layer, b in blocks for name in ("ln1", "ln2")]
+    for name, ln in [*norms, ("ln_f", model.ln_f)]:
         panels.append((f"{name} LayerNorm gain w, bias b (2, {E})",
-                       [ln.w.tolist(), ln.b.tolist()], ["w", "b"], dims))
-    for name in ("W_Q", "W_K", "W_V", "W_O"):
-        w = getattr(model, name)  # [H, E, D] or [H, D, E]
-        for h in range(w.shape[0]):
-            rows, cols = (dims, [f"d{i}" for i in range(w.shape[2])]) if name != "W_O" else (
-                [f"d{i}" for i in range(w.shape[1])], dims)
-            panels.append((f"{name} head {h} {tuple(w[h].shape)}", w[h].tolist(), rows, cols))
-    panels.append((f"W_in MLP in {tuple(model.W_in.shape)}", model.W_in.tolist(), dims, mlp))
-    panels.append((f"W_out MLP out {tuple(model.W_out.shape)}", model.W_out.tolist(), mlp, dims))
+                       [ln.weight.tolist(), ln.bias.tolist()], ["w", "b"], dims))
+    for layer, b in blocks:
+        for name in ("W_Q", "W_K", "W_V", "W_O"):
+            w = getattr(b.attn, name)  # [H, E, D] or [H, D, E]
+            for h in range(w.shape[0]):
+                rows, cols = (dims, [f"d{i}" for i in range(w.shape[2])]) if name != "W_O" else (
+                    [f"d{i}" for i in range(w.shape[1])], dims)
+                panels.append((f"{layer}{name} head {h} {tuple(w[h].shape)}", w[h].tolist(),
+                               rows, cols))
+    for layer, b in blocks:
+        W_in, W_out = b.mlp.W_in, b.mlp.W_out  # [E, M], [M, E]
+        panels.append((f"{layer}W_in MLP in {tuple(W_in.shape)}", W_in.tolist(), dims, mlp))
+        panels.append((f"{layer}W_out MLP out {tuple(W_out.shape)}", W_out.tolist(), mlp, dims))
     return panels

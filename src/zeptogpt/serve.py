@@ -72,7 +72,8 @@ class App:
             "/api/info": dict(
                 model=repr(model), variant=variant_name(config), about=describe(checkpoint),
                 checkpoint=str(checkpoint_path), task=task.describe(), length=task.length,
-                vocab=list(task.vocab), n_head=config.n_head, n_params=config.n_params),
+                vocab=list(task.vocab), n_layer=config.n_layer, n_head=config.n_head,
+                n_params=config.n_params),
             "/api/params": dict(
                 rows=[dict(part=p, formula=f, count=c) for p, f, c in config.param_table()],
                 total=config.n_params, text=config.format_params()),

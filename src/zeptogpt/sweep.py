@@ -15,8 +15,9 @@ from pathlib import Path
 
 from zeptogpt.files import from_fields, json_excerpt, json_number
 from zeptogpt.model import VARIANTS, ModelConfig, variant_name
+from zeptogpt.shards import train_sharded
 from zeptogpt.task import SortTask
-from zeptogpt.training import Recipe, percentile, train
+from zeptogpt.training import Recipe, percentile
 
 SEED_NOTES = {  # the seed's variants table, word for word
     "e6": "Default. Robust 27/27.",
@@ -68,13 +69,16 @@ def run_sweep(
     recipe: Recipe = Recipe(),
     first_seed: int = 0,
     on_step: Callable | None = None,
+    shards: int = 1,
 ) -> Sweep:
-    """Train ``seeds`` seeds of one architecture in one batch and summarise.
+    """Train ``seeds`` seeds of one architecture, in ``shards`` batches side by side (one core
+    each, ``train_sharded``), and summarise.
 
     Usage: ``run_sweep(SortTask(), ModelConfig(), seeds=256).summary.share_solved``
     """
     start = time.perf_counter()
-    result = train(task, config, recipe, range(first_seed, first_seed + seeds), on_step=on_step)
+    result = train_sharded(task, config, recipe, range(first_seed, first_seed + seeds), shards,
+                           on_step)
     wall = time.perf_counter() - start
     steps = [r.steps if r.solved else None for r in result.results]
     solved = sorted(s for s in steps if s is not None)

@@ -114,26 +114,37 @@ function renderTrace(a) {
   $("steps").replaceChildren(...a.steps.map((s, k) => renderStep(a, s, k)));
 }
 
+// One decoding step: every layer's attention heads, every layer's MLP activations, the logits and
+// the model's own probabilities (a softmax over the whole vocabulary, <sep> included), and the
+// logit lens through the stream. With one layer nothing is labelled by layer.
 function renderStep(a, s, k) {
   const n = s.position + 1;
   const labels = posLabels(a.tokens.slice(0, n));
-  const heads = a.attention.map((pattern, h) => {
-    const rows = pattern.slice(0, n).map((row, q) => row.slice(0, n).map((v, key) =>
-      key <= q ? v : null));
-    const fig = heatmap(rows, {
-      rows: labels, cols: labels, kind: "prob", newest: s.position, title: `head ${h}`,
-      tip: (q, key, v) => `head ${h}: query ${labels[q]} → key ${labels[key]}: ${v.toFixed(4)}`,
+  const several = a.n_layer > 1;
+  const layers = a.attention.map((layer, i) => {
+    const heads = layer.map((pattern, h) => {
+      const name = several ? `layer ${i} head ${h}` : `head ${h}`;
+      const rows = pattern.slice(0, n).map((row, q) => row.slice(0, n).map((v, key) =>
+        key <= q ? v : null));
+      const fig = heatmap(rows, {
+        rows: labels, cols: labels, kind: "prob", newest: s.position, title: name,
+        tip: (q, key, v) => `${name}: query ${labels[q]} → key ${labels[key]}: ${v.toFixed(4)}`,
+      });
+      fig.classList.add("head");
+      fig.dataset.layer = String(i);
+      fig.dataset.head = String(h);
+      return fig;
     });
-    fig.classList.add("head");
-    fig.dataset.head = String(h);
-    return fig;
+    return el("div", { class: "attention row", "data-layer": String(i) }, ...heads);
   });
-  const attention = el("div", { class: "attention row" }, ...heads);
+  const attention = several ? el("div", { class: "layers" }, ...layers) : layers[0];
 
-  const mlp = heatmap([s.mlp_hidden], {
-    rows: [labels[s.position]], cols: s.mlp_hidden.map((_, j) => `m${j}`), kind: "signed",
+  const mlp = heatmap(s.mlp_hidden, {
+    rows: s.mlp_hidden.map((_, i) => (several ? `layer ${i} · ` : "") + labels[s.position]),
+    cols: s.mlp_hidden[0].map((_, j) => `m${j}`), kind: "signed",
     title: "MLP activations (after ReLU)",
-    tip: (_, j, v) => `mlp_hidden[${s.position}, ${j}] = ${v.toFixed(4)}`,
+    tip: (i, j, v) => `${several ? `blocks.${i}.` : ""}mlp_hidden[${s.position}, ${j}] = ` +
+                      v.toFixed(4),
   });
 
   const logits = el("table", { class: "logits" },
@@ -141,17 +152,17 @@ function renderStep(a, s, k) {
        el("th", { text: "p" }), el("th")));
   a.vocab.forEach((t, i) => {
     const bar = el("span", { class: "bar" });
-    bar.style.width = `${Math.round(s.probs[i] * 120)}px`;
+    bar.style.width = `${Math.round(s.probs[i] * 90)}px`;
     logits.append(el("tr", { class: t === s.chosen ? "picked" : "" },
       el("td", { text: t }), el("td", { text: s.logits[i].toFixed(3) }),
       el("td", { text: s.probs[i].toFixed(3) }), el("td", {}, bar)));
   });
 
-  const letters = a.vocab.map((t, i) => [t, i]).filter(([t]) => t !== "<sep>");
-  const lens = heatmap(
-    ["embed", "attn", "mlp"].map((p) => letters.map(([, i]) => s.lens[p][i])),
-    { rows: ["after embedding", "after attention", "after MLP"], cols: letters.map(([t]) => t),
-      kind: "prob", digits: 3, title: "logit lens p(letter)" });
+  const lens = heatmap(a.lens_points.map((p) => s.lens[p]), {
+    rows: a.lens_labels, cols: a.vocab, kind: "prob", digits: 3, cls: "lens",
+    title: "logit lens p(token)",
+    tip: (r, j, v) => `p(${a.vocab[j]}) ${a.lens_labels[r]} = ${v.toFixed(4)}`,
+  });
 
   return el("div", { class: "step", "data-step": String(k + 1) },
     el("h3", {}, `Step ${k + 1}: position ${s.position} (${a.tokens[s.position]}) ` +
@@ -189,7 +200,14 @@ async function sortInput(text) {
 
 // --- the fixed panels ---------------------------------------------------------------------------
 
-function renderWeights(weights) {
+// Every parameter as a heatmap, named as in the model (W_E, blocks.0.attn.W_Q, ln_f.weight, ...);
+// with several layers, grouped: embeddings, each layer, the final LayerNorm.
+function weightGroup(name) {
+  const m = name.match(/^blocks\.(\d+)\./);
+  return m ? `layer ${m[1]}` : name.startsWith("ln_f") ? "final LayerNorm" : "embeddings";
+}
+
+function renderWeights(weights, nLayer) {
   const hover = $("hover");
   const figures = weights.map((w) => {
     const shape = w.shape.length === 1 ? [1, w.shape[0]] : w.shape;
@@ -217,7 +235,19 @@ function renderWeights(weights) {
     });
   });
   const panel = $("weights");
-  panel.replaceChildren(...figures);
+  if (nLayer > 1) {
+    const groups = new Map();
+    weights.forEach((w, i) => {
+      const g = weightGroup(w.name);
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g).push(figures[i]);
+    });
+    panel.replaceChildren(...[...groups].map(([g, figs]) =>
+      el("div", { class: "weight-group", "data-group": g }, el("h3", { text: g }),
+         el("div", { class: "row" }, ...figs))));
+  } else {
+    panel.replaceChildren(...figures);
+  }
   panel.addEventListener("mouseover", (event) => {
     const tip = event.target.dataset && event.target.dataset.tip;
     if (tip) hover.textContent = tip;
@@ -294,7 +324,7 @@ async function main() {
     const [params, weights, curve] = await Promise.all(
       ["/api/params", "/api/weights", "/api/curve"].map((u) => getJSON(u)));
     renderParams(params);
-    renderWeights(weights.weights);
+    renderWeights(weights.weights, INFO.n_layer);
     renderCurve(curve);
     await sortInput(input.value);
   } catch (e) {

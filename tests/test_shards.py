@@ -1,0 +1,48 @@
+"""Seeds dealt into shards trained side by side: the same seeds as training each shard alone."""
+
+import torch
+
+from zeptogpt import ModelConfig, Recipe, train
+from zeptogpt.shards import merge, train_sharded
+
+
+def test_each_shard_is_a_train_call_of_its_own_seeds(task):
+    """Oracle: `train` on each shard's seeds, one thread, in this process. Shard i holds seeds
+    i, i + 3, ...; the merged result gives every seed its own shard's weights, bit for bit,
+    back in the order asked for."""
+    recipe, seeds = Recipe(max_steps=60), [5, 9, 2, 7, 11, 4, 8]
+    steps = []
+
+    def on_step(step, loss, correct, active):
+        steps.append((step, active, len(loss)))
+
+    sharded = train_sharded(task, ModelConfig(), recipe, seeds, shards=3, on_step=on_step)
+    assert [r.seed for r in sharded.results] == seeds
+    for i in range(3):
+        alone = train(task, ModelConfig(), recipe, seeds[i::3])
+        for j, r in enumerate(alone.results):
+            assert (sharded.results[i + 3 * j].steps, sharded.results[i + 3 * j].loss) == (
+                r.steps, r.loss)
+        for name, w in alone.weights.items():
+            assert torch.equal(sharded.weights[name][i::3], w), name
+    assert sharded.model_steps == sum(r.steps for r in sharded.results)
+    # every step of every shard was reported, with the seeds still training in all shards
+    longest = [max(r.steps for r in sharded.results[i::3]) for i in range(3)]
+    assert len(steps) == sum(n + 1 for n in longest)
+    actives = [a for _, a, _ in steps]  # seeds still training, all shards together
+    assert actives[0] == len(seeds) and actives == sorted(actives, reverse=True)
+    assert actives[-1] < len(seeds)
+
+
+def test_one_shard_is_train_itself(task):
+    a = train_sharded(task, ModelConfig(), Recipe(max_steps=5), [0, 1], shards=1)
+    b = train(task, ModelConfig(), Recipe(max_steps=5), [0, 1])
+    assert all(torch.equal(a.weights[n], b.weights[n]) for n in a.weights)
+
+
+def test_merge_deals_the_seeds_back_in_order(task):
+    parts = [train(task, ModelConfig(), Recipe(max_steps=0), s) for s in ([0, 2, 4], [1, 3])]
+    merged = merge(parts)
+    assert [r.seed for r in merged.results] == [0, 1, 2, 3, 4]
+    whole = train(task, ModelConfig(), Recipe(max_steps=0), range(5))
+    assert all(torch.equal(merged.weights[n], whole.weights[n]) for n in whole.weights)
