@@ -11,7 +11,8 @@ hits both sides of a ratio alike. A cost is µs per model-step: one seed, one op
    letters over abc at K = 1, 64, 256, 1,024 and for 6 letters (729 inputs) at K = 16, 64.
 2. Parts (unless --no-parts): each part of the engine replaced by the plain way of computing
    the same thing, alternated with the engine as it is; the ratio is what the part buys.
-3. --sweep N seeds of e6, each trained to its verdict as `zeptogpt sweep` runs them.
+3. --sweep N seeds of e6, each trained to its verdict as `zeptogpt sweep` runs them (seeds
+   dealt into one-thread shards, one per core), and as one batch on every core.
 4. --profile K: the operators that take the step's time at K seeds (`OperatorClock`).
 Like `zeptogpt sweep`, it keeps glibc's heap from shrinking between steps.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import math
 import os
 import statistics
@@ -64,7 +66,7 @@ def alternate(ways: dict[str, Callable[[], float]], runs: int) -> dict[str, floa
 def pairing_size(task: SortTask) -> str:
     """The shape of the attention's 0/1 sums matrix for every input of the task, [U, S * B]."""
     inputs, _ = task.dataset()
-    (B, T), start = inputs.shape, task.answer.start
+    T, start = inputs.shape[1], task.answer.start
     S = T - start
     key = inputs.mT * T + torch.arange(T)[:, None]
     query = inputs.mT[start:] * S + torch.arange(S)[:, None]
@@ -77,8 +79,8 @@ def engine_vs_reference(tasks: dict[str, tuple[SortTask, list[int], int]], runs:
     print("|---|---|---|---|---|")
     for name, (task, ks, steps) in tasks.items():
         for k in ks:
-            m = alternate({"engine": lambda: cost(task, k, steps),
-                           "reference": lambda: cost(task, k, steps, reference=True)}, runs)
+            m = alternate({"engine": functools.partial(cost, task, k, steps),
+                           "reference": functools.partial(cost, task, k, steps, True)}, runs)
             print(f"| {name} | {k:,} | {m['engine'] * 1e6:,.1f} | {m['reference'] * 1e6:,.1f} | "
                   f"{m['reference'] / m['engine']:.2f}x |", flush=True)
 
@@ -156,30 +158,42 @@ PARTS = {
 }
 
 
+def cost_without(part: str, task: SortTask, k: int, steps: int) -> float:
+    with replaced(part):
+        return cost(task, k, steps)
+
+
 def parts(tasks: dict[str, tuple[SortTask, list[int], int]], runs: int) -> None:
     print("| part | task | K | with µs/model-step | without | it buys |")
     print("|---|---|---|---|---|---|")
     for part, what in PARTS.items():
         for name, (task, ks, steps) in tasks.items():
             for k in ks:
-                def without(task=task, k=k, steps=steps) -> float:
-                    with replaced(part):
-                        return cost(task, k, steps)
-                m = alternate({"with": lambda task=task, k=k, steps=steps: cost(task, k, steps),
-                               "without": without}, runs)
+                m = alternate({"with": functools.partial(cost, task, k, steps),
+                               "without": functools.partial(cost_without, part, task, k, steps)},
+                              runs)
                 print(f"| {what} | {name} | {k:,} | {m['with'] * 1e6:,.1f} | "
                       f"{m['without'] * 1e6:,.1f} | {m['without'] / m['with']:.2f}x |", flush=True)
 
 
-def many_seeds(n: int, runs: int) -> None:
-    walls = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        sweep = run_sweep(SortTask(), ModelConfig(), seeds=n)
-        walls.append(time.perf_counter() - start)
-    print(f"{n:,} seeds of e6 to their verdict, {runs} runs: median {statistics.median(walls):.2f} s "
-          f"(min {min(walls):.2f}, max {max(walls):.2f})")
-    print("  " + format_summary(sweep.summary))
+def many_seeds(n: int, runs: int, cores: int) -> None:
+    """N seeds of e6 to their verdict as `zeptogpt sweep` runs them (one shard per core), and
+    as one batch with every operator split over the cores, interleaved."""
+    walls: dict[str, list[float]] = {"shards": [], "one batch": []}
+    for i in range(runs):
+        for way in (("shards", "one batch") if i % 2 else ("one batch", "shards")):
+            torch.set_num_threads(cores if way == "one batch" else 1)
+            start = time.perf_counter()
+            sweep = run_sweep(SortTask(), ModelConfig(), seeds=n,
+                              shards=cores if way == "shards" else 1)
+            walls[way].append(time.perf_counter() - start)
+            if way == "shards":
+                summary = sweep.summary
+    torch.set_num_threads(cores)
+    for way, w in walls.items():
+        print(f"{n:,} seeds of e6 to their verdict, {way} on {cores} cores, {runs} runs: median "
+              f"{statistics.median(w):.2f} s (min {min(w):.2f}, max {max(w):.2f})")
+    print("  " + format_summary(summary))
 
 
 class OperatorClock(TorchDispatchMode):
@@ -241,7 +255,7 @@ def main() -> None:
         parts({"abc×3": (abc3, [64, 1024], args.steps), "abc×6": (abc6, [64], args.steps // 4)},
               args.runs)
     if args.sweep:
-        many_seeds(args.sweep, args.runs)
+        many_seeds(args.sweep, args.runs, args.threads)
     if args.profile:
         where_the_time_goes(args.profile, args.steps)
 

@@ -46,3 +46,53 @@ def test_merge_deals_the_seeds_back_in_order(task):
     assert [r.seed for r in merged.results] == [0, 1, 2, 3, 4]
     whole = train(task, ModelConfig(), Recipe(max_steps=0), range(5))
     assert all(torch.equal(merged.weights[n], whole.weights[n]) for n in whole.weights)
+
+
+def _start_sweep(tmp_path):
+    """A real `zeptogpt sweep` that would never end (no seed can learn at this learning rate),
+    in a process group of its own."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "zeptogpt", "sweep", "--seeds", "64", "--lr", "1e-12",
+            "--steps", "1000000", "--threads", "2", "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "s.csv")]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _group_gone(pgid: int, seconds: float = 10) -> bool:
+    import os
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_stops_every_shard_and_saves_nothing(tmp_path):
+    import os
+    import signal
+    import time
+
+    sweep = _start_sweep(tmp_path)
+    time.sleep(4)  # past start-up, into training
+    os.killpg(sweep.pid, signal.SIGINT)  # what a terminal sends the whole foreground group
+    out, err = sweep.communicate(timeout=30)
+    assert sweep.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    assert _group_gone(sweep.pid)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shards_stop_when_the_sweep_is_killed_outright(tmp_path):
+    sweep = _start_sweep(tmp_path)
+    import time
+
+    time.sleep(4)
+    sweep.kill()  # SIGKILL: no handler runs in the parent
+    sweep.communicate(timeout=30)
+    assert _group_gone(sweep.pid)  # the shards noticed and left

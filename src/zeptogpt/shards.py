@@ -103,11 +103,13 @@ def _collect(pipes: list[Connection], sizes: list[int], on_step: StepCallback | 
 def _shard(task: SortTask, config: ModelConfig, recipe: Recipe, seeds: list[int],
            send: Connection) -> None:
     """A forked child: train its seeds on one thread, report every step, send the result."""
-    code = 0
+    code, parent = 0, os.getppid()
     try:
         torch.set_num_threads(1)
 
         def report(step: int, loss: torch.Tensor, correct: torch.Tensor, k: int) -> None:
+            if os.getppid() != parent:  # the parent was killed outright: nobody to train for
+                os._exit(1)
             send.send(("step", (step, loss.tolist(), correct.tolist(), k)))
 
         result = train(task, config, recipe, seeds, report)
