@@ -55,7 +55,8 @@ def _start_sweep(tmp_path):
     import sys
 
     argv = [sys.executable, "-m", "zeptogpt", "sweep", "--seeds", "64", "--lr", "1e-12",
-            "--steps", "1000000", "--threads", "2", "--json", str(tmp_path / "s.json"), "--csv", str(tmp_path / "s.csv")]
+            "--steps", "1000000", "--threads", "2", "--json", str(tmp_path / "s.json"),
+            "--csv", str(tmp_path / "s.csv")]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
