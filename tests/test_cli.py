@@ -140,6 +140,17 @@ def test_a_diverged_run_saves_nothing_and_keeps_the_old_checkpoint(workdir, cli)
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
 
 
+def test_two_blocks_train_save_and_sort_from_the_command_line(workdir, cli):
+    code, out, _ = cli("train", "--layers", "2")
+    assert code == 0 and "Model accuracy on 27 triples: 27/27" in out
+    assert (workdir / "runs" / "e6-2layers" / "model.safetensors").is_file()
+    code, out, _ = cli("trace", "cab", "--layers", "2")
+    assert code == 0 and "layer1 head1: [" in out and out.endswith("outputs [a, b, c]\n")
+    code, _, err = cli("eval", "--layers", "3", "--checkpoint",
+                       str(workdir / "runs" / "e6-2layers" / "model.safetensors"))
+    assert code == 2 and "holds e6-2layers, not the e6-3layers asked for" in err
+
+
 def test_a_checkpoint_of_another_architecture_than_asked_is_refused(workdir, cli):
     cli("train")
     path = str(workdir / "runs" / "e6" / "model.safetensors")
