@@ -6,7 +6,6 @@ On a shared machine the speed of the same code drifts by 1.5x within minutes, so
 runs one after the other can say either thing. Here both versions of the whole `zeptogpt`
 package (network, loss, verdict, optimizer) are loaded side by side and each one's own `train`
 runs in turn, so every drift hits both alike; the ratio of the medians is the figure to quote.
-Like `zeptogpt sweep`, it keeps glibc's heap from shrinking between steps (`keep_freed_memory`).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from types import ModuleType
 import torch
 
 import zeptogpt
-from zeptogpt.training import keep_freed_memory
 
 PACKAGE = "src/zeptogpt"
 
@@ -71,7 +69,6 @@ def main() -> None:
                  f"{e.stderr.decode().strip()}")
     versions = {args.against: before, "this tree": zeptogpt}
     torch.set_num_threads(args.threads)
-    keep_freed_memory()  # as `zeptogpt sweep` runs; it holds for the whole process, both versions
     print(f"e6, {args.threads} threads, {args.runs} alternating `train` calls of {args.steps} "
           "updates each, median (min) per model-step")
     for k in args.ks:

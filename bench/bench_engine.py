@@ -1,6 +1,6 @@
 """The engine against the reference, what each part of the engine buys, and 1,000 seeds.
 
-    python bench/bench_engine.py [--runs 5] [--steps 20] [--threads N] [--no-parts]
+    python bench/bench_engine.py [--runs 5] [--steps 20] [--threads 1] [--cores N] [--no-parts]
                                  [--sweep 1000] [--profile K]
 
 Every figure is a median over --runs interleaved runs in this one process, so the host's drift
@@ -14,7 +14,6 @@ hits both sides of a ratio alike. A cost is µs per model-step: one seed, one op
 3. --sweep N seeds of e6, each trained to its verdict as `zeptogpt sweep` runs them (seeds
    dealt into one-thread shards, one per core), and as one batch on every core.
 4. --profile K: the operators that take the step's time at K seeds (`OperatorClock`).
-Like `zeptogpt sweep`, it keeps glibc's heap from shrinking between steps.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from zeptogpt import ModelConfig, Recipe, SortTask, engine, train
 from zeptogpt.engine import lookup
 from zeptogpt.sweep import format_summary, run_sweep
-from zeptogpt.training import keep_freed_memory
 
 
 def config_for(task: SortTask) -> ModelConfig:
@@ -87,16 +85,6 @@ def engine_vs_reference(tasks: dict[str, tuple[SortTask, list[int], int]], runs:
 
 # --- the parts, each replaced by the plain way of computing the same thing ----------------------
 
-class PlainLayerNorm:
-    """LayerNorm over axis -3 as three lines of autograd, instead of the written-out derivative."""
-
-    @staticmethod
-    def apply(x, w, b, eps):
-        x = x - x.mean(-3, keepdim=True)
-        x = x * torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)
-        return x * w[..., :, None, None] + b[..., :, None, None]
-
-
 class PlainDivide:
     """Autograd's division (its derivative squares the divisor: unsafe below 1e-19)."""
 
@@ -115,11 +103,6 @@ def attend_per_sequence(scores, values, pair, n_query):
     return z.flatten(-2), None, None
 
 
-def uncached_pairing(key, query, n_query):
-    return engine._pairing.__wrapped__(key.long().numpy().tobytes(),
-                                       query.long().numpy().tobytes(), key.shape[1], n_query)
-
-
 def all_queries(params, config, idx, start=0, with_pattern=False):
     """Queries, MLP and logits at every position, the prompt's included, then the answer's kept."""
     return engine_logits(params, config, idx, 0, with_pattern)[:, :, start:]
@@ -131,15 +114,7 @@ engine_logits = engine.logits
 @contextlib.contextmanager
 def replaced(name: str) -> Iterator[None]:
     """Within the block, the engine's part ``name`` is computed the plain way."""
-    swaps = {"LayerNorm": PlainLayerNorm, "Divide": PlainDivide, "attend": attend_per_sequence,
-             "pairing": uncached_pairing, "logits": all_queries}
-    if name == "heap":
-        keep_freed_memory(0)
-        try:
-            yield
-        finally:
-            keep_freed_memory()
-        return
+    swaps = {"Divide": PlainDivide, "attend": attend_per_sequence, "logits": all_queries}
     before = getattr(engine, name)
     setattr(engine, name, swaps[name])
     try:
@@ -151,10 +126,7 @@ def replaced(name: str) -> Iterator[None]:
 PARTS = {
     "logits": "answer positions only (the prompt's queries, MLP and logits skipped)",
     "attend": "attention as sums over (key, query) combinations, not a softmax per query",
-    "LayerNorm": "LayerNorm's derivative written out",
-    "Divide": "the division's derivative written out (also what keeps it finite)",
-    "pairing": "the combinations of a batch remembered between steps",
-    "heap": "glibc's heap kept from shrinking between steps (zeptogpt sweep)",
+    "Divide": "the division's derivative written out (kept because it stays finite)",
 }
 
 
@@ -236,15 +208,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per figure")
     parser.add_argument("--steps", type=int, default=20, help="updates per timing, 3 letters")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per operator in 1 and 2 (default 1, as each shard of "
+                        "`zeptogpt sweep` runs)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                        help="cores for the sweep in 3 (default: all)")
     parser.add_argument("--no-parts", action="store_true", help="skip what each part buys")
     parser.add_argument("--sweep", type=int, default=1000, help="seeds to their verdict (0: skip)")
     parser.add_argument("--profile", type=int, default=0, metavar="K",
                         help="also time every operator of a K-seed run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    keep_freed_memory()
-    print(f"{args.threads} threads, median of {args.runs} interleaved runs, load average "
+    print(f"{args.threads} thread(s), median of {args.runs} interleaved runs, load average "
           f"{os.getloadavg()[0]:.2f}")
     abc3, abc6 = SortTask(), SortTask(length=6)
     print(f"attention sums matrix [U, S·B]: abc×3 {pairing_size(abc3)}, abc×6 {pairing_size(abc6)}")
@@ -255,7 +230,7 @@ def main() -> None:
         parts({"abc×3": (abc3, [64, 1024], args.steps), "abc×6": (abc6, [64], args.steps // 4)},
               args.runs)
     if args.sweep:
-        many_seeds(args.sweep, args.runs, args.threads)
+        many_seeds(args.sweep, args.runs, args.cores)
     if args.profile:
         where_the_time_goes(args.profile, args.steps)
 

@@ -1,12 +1,9 @@
 """The batched engine: K seeds in one computation behave like K single-seed runs."""
 
-import platform
-
 import torch
 
 from zeptogpt import ModelConfig, Recipe, ZeptoGPT, train
 from zeptogpt.evaluation import evaluate
-from zeptogpt.training import keep_freed_memory
 
 SEEDS = list(range(8))
 
@@ -121,19 +118,6 @@ def test_no_gradient_is_summed_in_an_order_that_depends_on_thread_timing(task):
     names = {type(fn).__name__ for fn in seen}
     assert "GatherBackward0" in names  # the table lookups, seen by the walk
     assert not any(name.startswith(("IndexBackward", "IndexPutBackward")) for name in names)
-
-
-def test_keeping_freed_memory_takes_on_glibc_and_changes_no_result(task):
-    """`zeptogpt sweep` keeps glibc's heap from shrinking between steps: only the speed may
-    change, never a weight."""
-    before = train(task, ModelConfig(), Recipe(max_steps=5), seeds=range(4))
-    try:
-        assert keep_freed_memory() == (platform.libc_ver()[0] == "glibc")
-        after = train(task, ModelConfig(), Recipe(max_steps=5), seeds=range(4))
-    finally:
-        keep_freed_memory(0)  # the test process need not hold on to spare memory
-    for name, w in before.weights.items():
-        assert torch.equal(w, after.weights[name]), name
 
 
 def test_two_blocks_train_through_the_reference_and_sort_everything(task):

@@ -28,7 +28,7 @@ Why it is exact: it reorders the reference's arithmetic, it approximates nothing
    product is one batched product. Only the layout changes, not the numbers.
 The tests check logits, attention patterns and every weight's gradient against the reference
 for every named variant, random configs and weights large enough to take the float64 path.
-What each part buys is in docs/engine.md (``python bench/bench_engine.py --parts``).
+What each part buys is in docs/engine.md (``python bench/bench_engine.py``).
 
 Shape letters as in model.py, plus K models, S computed positions, U (key pair, query pair)
 combinations a batch uses.
@@ -36,7 +36,6 @@ combinations a batch uses.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -76,20 +75,10 @@ def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
 
     ``key`` [T, B] and ``query`` [S, B] are each token's pair index; queries are the last S
     positions. For the 27 sorting inputs and their 3 answer positions that is 73 combinations,
-    where the queries see 405 keys. Remembered for the last few batches asked about: training
-    asks about the same inputs at every step.
+    where the queries see 405 keys.
     Usage: ``pairing(key, query, V * S).sums.sum(0)  # [S * B]: how many keys each query sees``
     """
-    return _pairing(key.long().numpy().tobytes(), query.long().numpy().tobytes(), key.shape[1],
-                    n_query)
-
-
-@functools.lru_cache(maxsize=16)
-@torch.inference_mode(False)  # remembered tensors made under inference mode would refuse autograd
-def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pairing:
-    key = torch.frombuffer(bytearray(key_bytes), dtype=torch.long).view(-1, B)  # [T, B]
-    query = torch.frombuffer(bytearray(query_bytes), dtype=torch.long).view(-1, B)  # [S, B]
-    T, S = key.shape[0], query.shape[0]
+    (T, B), S = key.shape, query.shape[0]
     combo = key[:, None, :] * n_query + query  # [T, S, B]
     causal = (torch.arange(T)[:, None] <= torch.arange(T - S, T))[..., None].expand(T, S, B)
     used, slot = torch.unique(combo[causal], return_inverse=True)  # [U], [causal count]
@@ -99,35 +88,13 @@ def _pairing(key_bytes: bytes, query_bytes: bytes, B: int, n_query: int) -> Pair
     return Pairing(used // n_query, used % n_query, sums, slots)
 
 
-class LayerNorm(torch.autograd.Function):
-    """y = x̂ w + b, with x̂ = (x - mean) / sqrt(var + eps) over the features (axis -3), as
-    ``nn.LayerNorm`` computes over the last axis.
-
-    Its derivative is written out: autograd's, taken through these lines, makes about eleven
-    passes over the activations and keeps three of them; this one makes five and keeps x̂
-    alone. Checked by gradcheck in the tests. Usage: ``LayerNorm.apply(x, w, b, 1e-5)``
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-        x = x - x.mean(-3, keepdim=True)  # [..., E, T, B]
-        r = torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)  # [..., 1, T, B]: 1 / std
-        x_hat = x.mul_(r)  # [..., E, T, B]
-        ctx.save_for_backward(x_hat, r, w)
-        return torch.addcmul(b[..., :, None, None], x_hat, w[..., :, None, None])  # [..., E, T, B]
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
-        x_hat, r, w = ctx.saved_tensors
-        grad_w = (grad * x_hat).sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
-        grad_b = grad.sum((-1, -2)).sum_to_size(w.shape)  # [..., E]
-        g = grad * w[..., :, None, None]  # [..., E, T, B]: the gradient at x̂
-        # x̂ moves only within the sphere of zero mean and unit variance: take out the part of g
-        # along its mean and along x̂ itself, then undo the scaling by 1 / std.
-        along = (g * x_hat).mean(-3, keepdim=True)  # [..., 1, T, B]
-        g = g.sub_(g.mean(-3, keepdim=True)).addcmul_(x_hat, along, value=-1)  # [..., E, T, B]
-        return g.mul_(r), grad_w, grad_b, None
+def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5
+               ) -> torch.Tensor:
+    """``nn.LayerNorm`` over the features, which lie on axis -3 here: ``[K, E, T, B]``, with
+    each model's weight and bias ``[K, E]``."""
+    x = x - x.mean(-3, keepdim=True)  # [K, E, T, B]
+    x = x * torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)  # [K, E, T, B]
+    return x * w[..., :, None, None] + b[..., :, None, None]  # [K, E, T, B]
 
 
 class Divide(torch.autograd.Function):
@@ -187,7 +154,7 @@ def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tens
     if not covers(config):
         raise ValueError(f"the engine computes one block, not {config.n_layer}")
     p = {name.removeprefix("blocks.0."): w for name, w in params.items()}
-    V, (B, T), D, eps = config.vocab_size, idx.shape, config.d_head, 1e-5
+    V, (B, T), D = config.vocab_size, idx.shape, config.d_head
     S = T - start
     # The tables below hold each (token, position) pair once, flattened; these say where each
     # sequence finds its own tokens in them.
@@ -198,7 +165,7 @@ def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tens
         pairs = pairs + p["W_pos"].mT[..., None, :T]  # [K, E, V, T]
     pairs = pairs.expand(*pairs.shape[:-1], T)  # [K, E, V, T]: every pair's embedding
     x = lookup(pairs.flatten(-2), key[start:])  # [K, E, S, B]: the residual stream
-    h = LayerNorm.apply(pairs, p["ln1.weight"], p["ln1.bias"], eps)  # [K, E, V, T]
+    h = layer_norm(pairs, p["ln1.weight"], p["ln1.bias"])  # [K, E, V, T]
     W_QKV = torch.stack([p["attn.W_Q"], p["attn.W_K"], p["attn.W_V"]], -4)  # [K, 3, H, E, D]
     qkv = torch.einsum("...jhed,...evt->...jhdvt", W_QKV, h)  # [K, 3, H, D, V, T]
     q, k, v = qkv.unbind(-5)  # [K, H, D, V, T] each: one product for all three
@@ -210,10 +177,10 @@ def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tens
     z, weights, denom = attend(scores, values, pair, V * S)  # [K, H, D, S * B]
     W_O = p["attn.W_O"].flatten(-3, -2).mT  # [K, E, H * D]
     x = x + (W_O @ z.flatten(-3, -2)).unflatten(-1, (S, B))  # [K, E, S, B]
-    h = LayerNorm.apply(x, p["ln2.weight"], p["ln2.bias"], eps)  # [K, E, S, B]
+    h = layer_norm(x, p["ln2.weight"], p["ln2.bias"])  # [K, E, S, B]
     hidden = F.relu(torch.einsum("...em,...esb->...msb", p["mlp.W_in"], h))  # [K, M, S, B]
     x = x + torch.einsum("...me,...msb->...esb", p["mlp.W_out"], hidden)  # [K, E, S, B]
-    x = LayerNorm.apply(x, p["ln_f.weight"], p["ln_f.bias"], eps)  # [K, E, S, B]
+    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"])  # [K, E, S, B]
     out = torch.einsum("...ve,...esb->...vsb", p["W_E"], x).transpose(-1, -3)  # [K, B, S, V]
     if not with_pattern:  # training: the pattern is for people, not for the loss
         return out

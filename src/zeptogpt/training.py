@@ -7,7 +7,6 @@ batch as soon as it is solved or hits the step limit, so no more work is spent o
 
 from __future__ import annotations
 
-import ctypes
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -261,26 +260,6 @@ class Adam:
         self.params = kept
         self.m = [m[keep] for m in self.m]
         self.v = [v[keep] for v in self.v]
-
-
-def keep_freed_memory(megabytes: int = 64) -> bool:
-    """Have glibc's malloc keep up to ``megabytes`` of freed memory for reuse rather than hand
-    it back to the system; True if it took the setting, False elsewhere (macOS, musl).
-
-    A training step with 1,024 seeds allocates about 40 MB of activations and frees them all
-    at its end. By default glibc then shrinks the heap, and the next step faults its pages back
-    in: 1,000-2,000 page faults a step, 1.09-1.10x the step's time (docs/engine.md). It changes
-    the whole process, so the library never calls it; ``zeptogpt sweep`` and the benchmarks do.
-    Usage: ``keep_freed_memory(); train(task, config, seeds=range(1024))``
-    """
-    M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3  # from glibc's <malloc.h>
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library the process already uses
-    except (OSError, AttributeError, TypeError):
-        return False
-    # Blocks up to 32 MB come from the heap (not each its own mmap, unmapped when freed), and
-    # the heap keeps `megabytes` spare when it shrinks.
-    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TOP_PAD, megabytes << 20))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
