@@ -3,7 +3,7 @@
 import torch
 
 from zeptogpt import ModelConfig, Recipe, train
-from zeptogpt.shards import merge, train_sharded
+from zeptogpt.shards import MIN_SEEDS_PER_SHARD, merge, shard_count, train_sharded
 
 
 def test_each_shard_is_a_train_call_of_its_own_seeds(task):
@@ -27,8 +27,9 @@ def test_each_shard_is_a_train_call_of_its_own_seeds(task):
             assert torch.equal(sharded.weights[name][i::3], w), name
     assert sharded.model_steps == sum(r.steps for r in sharded.results)
     # every step of every shard was reported, with the seeds still training in all shards
-    longest = [max(r.steps for r in sharded.results[i::3]) for i in range(3)]
-    assert len(steps) == sum(n + 1 for n in longest)
+    # each shard spoke at its first step and whenever seeds left it (not at every step)
+    leavings = {(i, r.steps) for i in range(3) for r in sharded.results[i::3]}
+    assert len(steps) <= 3 + len(leavings) < sum(r.steps for r in sharded.results)
     actives = [a for _, a, _ in steps]  # seeds still training, all shards together
     assert actives[0] == len(seeds) and actives == sorted(actives, reverse=True)
     assert actives[-1] < len(seeds)
@@ -97,3 +98,9 @@ def test_shards_stop_when_the_sweep_is_killed_outright(tmp_path):
     sweep.kill()  # SIGKILL: no handler runs in the parent
     sweep.communicate(timeout=30)
     assert _group_gone(sweep.pid)  # the shards noticed and left
+
+
+def test_a_sweep_is_dealt_into_shards_only_when_each_gets_enough_seeds():
+    assert shard_count(1000, 2) == 2 and shard_count(1000, 1) == 1
+    assert shard_count(8, 2) == 1  # too few to pay for a process
+    assert shard_count(2 * MIN_SEEDS_PER_SHARD, 4) == 2

@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save the summaries as CSV (default runs/sweep/<name>.csv)")
     sweep.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a number of cores"),
                        metavar="N",
-                       help="cores to use: the seeds are dealt into N shards, each trained on "
-                       "one thread in a process of its own (default: all cores)")
+                       help="cores to use: the seeds are dealt into up to N shards (32 seeds "
+                       "or more each), each trained on one thread in a process of its own "
+                       "(default: all cores)")
 
     plot = sub.add_parser("plot", help="draw PNGs: attention INPUT, lens INPUT, weights, curves")
     plot.add_argument("what", choices=PLOTS, metavar="WHAT",
@@ -306,6 +307,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from zeptogpt.checkpoint import RUNS_DIR
     from zeptogpt.files import write_atomic
     from zeptogpt.model import VARIANTS, variant_config
+    from zeptogpt.shards import shard_count
     from zeptogpt.sweep import (
         format_summary,
         result_name,
@@ -330,12 +332,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
     task = SortTask()
+    shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
     sweeps = []
     for name in names:
         with _SweepProgress(name, args.seeds) as progress:
             config = variant_config(name, task.vocab_size, task.seq_len, n_layer=args.layers)
             sweeps.append(run_sweep(task, config, args.seeds, recipe, args.first_seed,
-                                    on_step=progress, shards=args.threads or os.cpu_count() or 1))
+                                    on_step=progress, shards=shards))
         print(format_summary(sweeps[-1].summary), flush=True)
     if args.all_variants:
         print(variants_table([s.summary for s in sweeps]))

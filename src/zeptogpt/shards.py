@@ -30,6 +30,18 @@ from zeptogpt.model import ModelConfig
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, StepCallback, TrainResult, train
 
+# Below this many seeds a shard saves too little to pay for its process: a batch of 8 seeds
+# costs about what a batch of 1 does (each step is mostly Python), and forking and hearing
+# from a second process cost more than half of it.
+MIN_SEEDS_PER_SHARD = 32
+
+
+def shard_count(seeds: int, cores: int) -> int:
+    """How many shards ``zeptogpt sweep`` deals ``seeds`` seeds into on ``cores`` cores: one per
+    core, but never fewer than ``MIN_SEEDS_PER_SHARD`` seeds in a shard.
+    Usage: ``shard_count(1000, os.cpu_count())  # 2 on two cores``"""
+    return max(1, min(cores, seeds // MIN_SEEDS_PER_SHARD))
+
 
 def train_sharded(
     task: SortTask,
@@ -42,9 +54,10 @@ def train_sharded(
     """``train`` with the seeds dealt into ``shards`` batches trained side by side, one core
     each; the results come back in the order of ``seeds``. ``shards=1`` is ``train`` itself.
 
-    ``on_step(step, loss, correct, active)`` is called in this process once per step of each
-    shard: ``loss`` and ``correct`` are that shard's, ``active`` counts the seeds still
-    training in all shards.
+    ``on_step(step, loss, correct, active)`` is called in this process at each shard's first
+    step and whenever seeds leave it (not at every step: each call wakes this process):
+    ``loss`` and ``correct`` are that shard's, ``active`` counts the seeds still training in
+    all shards.
     Usage: ``train_sharded(task, config, seeds=range(256), shards=2).results``
     """
     seeds = list(seeds)
@@ -103,14 +116,16 @@ def _collect(pipes: list[Connection], sizes: list[int], on_step: StepCallback | 
 def _shard(task: SortTask, config: ModelConfig, recipe: Recipe, seeds: list[int],
            send: Connection) -> None:
     """A forked child: train its seeds on one thread, report every step, send the result."""
-    code, parent = 0, os.getppid()
+    code, parent, reported = 0, os.getppid(), [None]
     try:
         torch.set_num_threads(1)
 
         def report(step: int, loss: torch.Tensor, correct: torch.Tensor, k: int) -> None:
             if os.getppid() != parent:  # the parent was killed outright: nobody to train for
                 os._exit(1)
-            send.send(("step", (step, loss.tolist(), correct.tolist(), k)))
+            if k != reported[0]:
+                reported[0] = k
+                send.send(("step", (step, loss.tolist(), correct.tolist(), k)))
 
         result = train(task, config, recipe, seeds, report)
         send.send(("result", pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
