@@ -90,13 +90,12 @@ def train_sharded(
 
 def _collect(pipes: list[Connection], sizes: list[int], on_step: StepCallback | None
              ) -> list[TrainResult]:
-    """Each shard's result, passing its steps on to ``on_step`` as they come."""
+    """Each shard's result, passing its reports on to ``on_step`` as they come."""
     active, results = list(sizes), [None] * len(pipes)
-    index = {id(pipe): i for i, pipe in enumerate(pipes)}
     waiting = list(pipes)
     while waiting:
         for pipe in wait(waiting):
-            i = index[id(pipe)]
+            i = pipes.index(pipe)
             try:
                 kind, payload = pipe.recv()
             except EOFError:
@@ -115,7 +114,8 @@ def _collect(pipes: list[Connection], sizes: list[int], on_step: StepCallback | 
 
 def _shard(task: SortTask, config: ModelConfig, recipe: Recipe, seeds: list[int],
            send: Connection) -> None:
-    """A forked child: train its seeds on one thread, report every step, send the result."""
+    """A forked child: train its seeds on one thread, report its first step and every step
+    where seeds left, then send the result."""
     code, parent, reported = 0, os.getppid(), [None]
     try:
         torch.set_num_threads(1)
@@ -128,6 +128,8 @@ def _shard(task: SortTask, config: ModelConfig, recipe: Recipe, seeds: list[int]
                 send.send(("step", (step, loss.tolist(), correct.tolist(), k)))
 
         result = train(task, config, recipe, seeds, report)
+        # Plain pickle, as bytes: the pipe's own pickler would pass torch tensors as shared
+        # memory, which needs this process alive until the parent has read them; it exits now.
         send.send(("result", pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
         code = 130
