@@ -103,12 +103,12 @@ def attend_per_sequence(scores, values, pair, n_query):
     return z.flatten(-2), None, None
 
 
+engine_logits = engine.logits  # the real one, kept: `replaced("logits")` swaps the module's
+
+
 def all_queries(params, config, idx, start=0, with_pattern=False):
     """Queries, MLP and logits at every position, the prompt's included, then the answer's kept."""
     return engine_logits(params, config, idx, 0, with_pattern)[:, :, start:]
-
-
-engine_logits = engine.logits
 
 
 @contextlib.contextmanager
