@@ -66,18 +66,21 @@ def test_file_is_plain_safetensors_with_the_new_names_and_a_checksum(tmp_path, t
 
 
 def test_checksum_is_recomputed_from_the_file_alone(tmp_path, task, trained):
-    """The recipe of checkpoint.py's docstring, run on the file's bytes: no torch, no zeptogpt."""
+    """The recipe in checkpoint.py's docstring, run as written on the file's bytes with the
+    standard library alone: it ends by asserting the checksum it computed is the file's."""
     path = save(tmp_path / "m.safetensors", Checkpoint(trained, task))
-    data = path.read_bytes()
-    header, start = _header(data)
-    h = hashlib.sha256()
-    for name in sorted(k for k in header if k != "__metadata__"):
-        t = header[name]
-        h.update(json.dumps([name, t["dtype"], t["shape"]], separators=(",", ":")).encode())
-        h.update(b"\n")
-        begin, end = t["data_offsets"]
-        h.update(data[start + begin:start + end])
-    assert h.hexdigest() == header["__metadata__"]["weights_sha256"]
+    doc = zeptogpt.checkpoint.__doc__
+    block = doc.split("with the standard library::\n\n", 1)[1].split("\n\n", 1)[0]
+    recipe = "\n".join(line.removeprefix("    ") for line in block.splitlines())
+    assert recipe.startswith("data = open(path") and "assert h.hexdigest() ==" in recipe
+    exec(recipe, {"path": str(path), "json": json, "hashlib": hashlib})  # raises if it differs
+    # ... and the recipe does look at the bytes: one flipped bit and its assert fails
+    damaged = tmp_path / "damaged.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x80
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(AssertionError):
+        exec(recipe, {"path": str(damaged), "json": json, "hashlib": hashlib})
 
 
 def test_format_1_checkpoint_loads_and_sorts_every_input(task):
