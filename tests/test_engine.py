@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from zeptogpt import ModelConfig, SortTask, ZeptoGPT, engine
-from zeptogpt.model import VARIANTS, variant_config
+from zeptogpt.config import VARIANTS, variant_config
 from zeptogpt.training import initial_weights
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from zeptogpt import VARIANTS, ModelConfig, ZeptoGPT
-from zeptogpt.model import variant_config, variant_name
+from zeptogpt.config import variant_config, variant_name
 
 EXPECTED = {"e6": 318, "e6-nopos": 276, "e4-nopos": 136, "e8-mlp2": 648}
 

@@ -7,16 +7,33 @@ Usage::
     model = train(task, ModelConfig()).models[0]
     print(evaluate(model, task))          # ... Model accuracy on 27 triples: 27/27
     print(format_trace(model, task, "caa"))
+
+The names below are imported when first used, not with the package: torch takes a second or
+more to import, and ``zeptogpt params`` or ``--help`` need none of it.
 """
 
-from zeptogpt.checkpoint import Checkpoint, CheckpointError, load, save
-from zeptogpt.evaluation import Decoding, Evaluation, decode, evaluate, format_trace
-from zeptogpt.model import VARIANTS, ModelConfig, ZeptoGPT, variant_name
-from zeptogpt.task import InputError, SortTask
-from zeptogpt.training import Recipe, SeedResult, TrainResult, train
+from __future__ import annotations
 
-__all__ = [
-    "Checkpoint", "CheckpointError", "Decoding", "Evaluation", "InputError", "ModelConfig",
-    "Recipe", "SeedResult", "SortTask", "TrainResult", "VARIANTS", "ZeptoGPT", "decode",
-    "evaluate", "format_trace", "load", "save", "train", "variant_name",
-]
+import importlib
+
+_HOME = {  # public name -> the module that defines it
+    "ModelConfig": "config", "VARIANTS": "config", "variant_name": "config",
+    "SortTask": "task", "InputError": "task",
+    "ZeptoGPT": "model",
+    "Recipe": "training", "SeedResult": "training", "TrainResult": "training", "train": "training",
+    "Decoding": "evaluation", "Evaluation": "evaluation", "decode": "evaluation",
+    "evaluate": "evaluation", "format_trace": "evaluation",
+    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load": "checkpoint",
+    "save": "checkpoint",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOME:
+        raise AttributeError(f"module 'zeptogpt' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"zeptogpt.{_HOME[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,7 +1,5 @@
 """``python -m zeptogpt``: the same as the ``zeptogpt`` command."""
 
-import sys
+from zeptogpt.cli import entry
 
-from zeptogpt.cli import main
-
-sys.exit(main())
+entry()

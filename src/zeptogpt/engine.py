@@ -42,7 +42,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from zeptogpt.model import ModelConfig
+from zeptogpt.config import ModelConfig
 
 
 def covers(config: ModelConfig) -> bool:

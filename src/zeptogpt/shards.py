@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 
 import torch
 
-from zeptogpt.model import ModelConfig
+from zeptogpt.config import ModelConfig
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, StepCallback, TrainResult, train
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from zeptogpt.config import VARIANTS, ModelConfig, variant_name
 from zeptogpt.files import from_fields, json_excerpt, json_number
-from zeptogpt.model import VARIANTS, ModelConfig, variant_name
 from zeptogpt.shards import train_sharded
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile

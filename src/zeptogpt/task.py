@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where tensors are made, so `zeptogpt params` needs none
+    import torch
 
 SEP = "<sep>"
 IGNORE = -1  # target id that the loss skips (the prompt positions, whose next token is random)
@@ -119,6 +121,8 @@ class SortTask:
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        import torch
+
         seqs = torch.tensor([self.encode(self.sequence(x)) for x in self.all_inputs()])  # [N, T]
         inputs, targets = seqs[:, :-1], seqs[:, 1:].clone()  # [N, T-1] each
         if objective == "answer":

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from zeptogpt import engine
+from zeptogpt.config import ModelConfig
 from zeptogpt.evaluation import greedy
-from zeptogpt.model import ModelConfig, ZeptoGPT, init_weight
+from zeptogpt.model import ZeptoGPT, init_weight
 from zeptogpt.task import IGNORE, OBJECTIVES, SortTask
 
 

@@ -1,0 +1,491 @@
+"""What each ``zeptogpt`` command does, given its parsed arguments: ``run(args)``.
+
+The library is imported inside each command, so a command pays only for what it uses
+(``params`` imports no torch). Anything the user can fix is raised as ``UserError``, which the
+CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
+
+
+class UserError(Exception):
+    """Anything the user can fix; printed as one line, exit 2."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command ``args.command`` names; its exit code.
+
+    Usage: ``run(build_parser().parse_args(["sort", "caa"]))``
+    """
+    if args.command != "params":
+        import torch
+
+        # One model's tensors are far too small to split across threads; a second thread only
+        # adds waiting (a single-seed run was 4x slower with two threads on a busy machine).
+        torch.set_num_threads(1)
+    return COMMANDS[args.command](args)
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+def cmd_params(args: argparse.Namespace) -> int:
+    """`zeptogpt params`: the parameter table of an architecture."""
+    _, config = _model_config(args)
+    print(config.format_params())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """`zeptogpt train`: train one seed and save its checkpoint and log."""
+    task, config = _model_config(args)
+    from zeptogpt.model import ZeptoGPT
+
+    print(ZeptoGPT(config))
+    path = _checkpoint_path(args, config)
+    checkpoint, log = _train(args, task, config, _recipe(args))
+    print(_evaluation(checkpoint).splitlines()[-1])
+    _save(path, checkpoint, log)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`zeptogpt` / `zeptogpt run`: the main job: train, evaluate, trace, save, then sort."""
+    from zeptogpt.evaluation import format_trace
+    from zeptogpt.model import ZeptoGPT
+
+    task, config = _model_config(args)
+    print(ZeptoGPT(config))
+    print(f"Task: sort {task.describe()}; sequence [{', '.join(_layout(task))}]")
+    print(config.format_params())
+    path = _checkpoint_path(args, config)
+    checkpoint, log = _train(args, task, config, _recipe(args))
+    print(f"Evaluation on all {task.n_inputs} inputs (greedy, <sep> forbidden after <sep>):")
+    print(_evaluation(checkpoint))
+    for x in DEMO_INPUTS:
+        print(format_trace(checkpoint.model, task, x))
+    _save(path, checkpoint, log)
+    if sys.stdin is not None and sys.stdin.isatty():
+        _interactive(checkpoint)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """`zeptogpt eval`: all inputs through the saved model, each marked right or wrong."""
+    print(_evaluation(_load_or_train(args)))
+    return 0
+
+
+def cmd_sort(args: argparse.Namespace) -> int:
+    """`zeptogpt sort`: sort the given inputs with the saved model, stdin a batch at a time."""
+    from zeptogpt.evaluation import decode, format_trace
+
+    task, _ = _model_config(args)
+    batches = _inputs(task, args.inputs)  # the command line's inputs are checked here, before work
+    checkpoint = _load_or_train(args)
+    model, task = checkpoint.model, checkpoint.task
+    for words in batches:
+        unique = list(dict.fromkeys(words))  # 27 inputs exist: a long stdin repeats them
+        answers = dict(zip(unique, decode(model, task, unique).outputs))
+        if args.trace:
+            for word in words:
+                print(format_trace(model, task, word))
+                print(f"{word} -> {answers[word]}")
+        else:
+            sys.stdout.write("".join(f"{word} -> {answers[word]}\n" for word in words))
+        sys.stdout.flush()  # a reader sees each batch as it is sorted
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """`zeptogpt trace`: the step-by-step trace of each input."""
+    from zeptogpt.evaluation import format_trace
+
+    task, _ = _model_config(args)
+    batches = _inputs(task, args.inputs)
+    checkpoint = _load_or_train(args)
+    for words in batches:
+        for word in words:
+            print(format_trace(checkpoint.model, checkpoint.task, word))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`zeptogpt sweep`: many seeds at once; reliability figures printed and saved."""
+    from zeptogpt.checkpoint import RUNS_DIR
+    from zeptogpt.config import VARIANTS, variant_config
+    from zeptogpt.files import write_atomic
+    from zeptogpt.progress import SweepBar
+    from zeptogpt.shards import shard_count
+    from zeptogpt.sweep import (
+        format_summary,
+        result_name,
+        run_sweep,
+        to_csv,
+        to_json,
+        variants_table,
+    )
+    from zeptogpt.task import SortTask
+
+    names = list(VARIANTS) if args.all_variants else [args.variant]
+    recipe = _recipe(args)
+    swept = "variants" if args.all_variants else args.variant
+    swept += f"-{args.layers}layers" if args.layers > 1 else ""
+    stem = result_name(swept, args.seeds, args.first_seed, recipe)
+    json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
+    csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
+    if args.first_seed + args.seeds - 1 > 2**63 - 1:
+        raise UserError(f"seeds {args.first_seed}.. run past the last seed, 2**63-1")
+    if json_path.resolve() == csv_path.resolve():
+        raise UserError(f"--json and --csv name the same file, {json_path}")
+    for path in (json_path, csv_path):  # refuse now, not after minutes of training
+        _check_writable(path)
+    task = SortTask()
+    shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
+    sweeps = []
+    for name in names:
+        with SweepBar(name, args.seeds) as progress:
+            config = variant_config(name, task.vocab_size, task.seq_len, n_layer=args.layers)
+            sweeps.append(run_sweep(task, config, args.seeds, recipe, args.first_seed,
+                                    on_step=progress, shards=shards))
+        print(format_summary(sweeps[-1].summary), flush=True)
+    if args.all_variants:
+        print(variants_table([s.summary for s in sweeps]))
+    try:  # both files or neither
+        write_atomic({json_path: to_json(sweeps).encode(), csv_path: to_csv(sweeps).encode()})
+    except OSError as e:
+        raise UserError(f"cannot write {json_path} and {csv_path}: {e.strerror or e}") from None
+    print(f"Saved {json_path} and {csv_path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """`zeptogpt plot`: PNGs of attention, the logit lens, the weights or training curves."""
+    from zeptogpt import plots
+
+    try:
+        import matplotlib  # noqa: F401 (checked here so its absence is one line, not a traceback)
+    except ImportError:
+        raise UserError("plotting needs matplotlib: pip install matplotlib") from None
+    task, config = _model_config(args)
+    if args.what in ("attention", "lens"):
+        if args.input is None:
+            raise UserError(f"plot {args.what} needs an INPUT, e.g. zeptogpt plot {args.what} caa")
+        word = _parse(task, args.input)
+    elif args.input is not None:
+        raise UserError(f"plot {args.what} takes no INPUT (got {args.input[:40]!r})")
+    if args.sweep is not None and args.what != "curves":
+        raise UserError("--sweep goes with `plot curves`")
+    out = args.out
+    if args.what == "curves" and args.sweep is not None:
+        sweeps = _read_sweeps(args.sweep)
+        figures = {"solved-share" + (f"-{s.summary.variant}" if len(sweeps) > 1 else ""):
+                   plots.plot_solved_share(s.steps, s.summary.step_limit,
+                                           title=s.summary.variant)
+                   for s in sweeps}
+        out = out if out is not None else args.sweep.parent
+    else:
+        path = _checkpoint_path(args, config)
+        name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
+        if out is not None:  # refuse before any training, not after
+            _check_writable(Path(out) / f"{name}.png")
+        checkpoint = _load_or_train(args)
+        out = out if out is not None else path.parent
+        if args.what == "attention":
+            figure = plots.plot_attention(checkpoint.model, task, word)
+        elif args.what == "lens":
+            figure = plots.plot_lens(checkpoint.model, task, word)
+        elif args.what == "weights":
+            figure = plots.plot_weights(checkpoint.model, task)
+        else:
+            figure = plots.plot_curves(_read_log(path), task.n_inputs)
+        figures = {name: figure}
+    for name, fig in figures.items():
+        try:
+            print(plots.save_png(fig, Path(out) / f"{name}.png"))
+        except OSError as e:
+            raise UserError(f"cannot write {Path(out) / name}.png: {e.strerror or e}") from None
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`zeptogpt serve`: the local web page for a saved model."""
+    from zeptogpt.serve import serve
+
+    task, config = _model_config(args)
+    path = _checkpoint_path(args, config)
+    if not path.exists():
+        how = " ".join(["zeptogpt train", *_architecture_flags(args),
+                        *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
+        raise UserError(f"no checkpoint at {path}: run `{how}` first")
+    checkpoint = _load(args, path, task, config)
+    try:
+        serve(checkpoint, path, host=args.host, port=args.port)
+    except OSError as e:
+        raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
+
+
+COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
+                 params=cmd_params, sweep=cmd_sweep, plot=cmd_plot, serve=cmd_serve)
+
+
+# --- pieces the commands share ------------------------------------------------------------------
+
+def _model_config(args: argparse.Namespace):
+    """The task and the architecture the flags ask for."""
+    from zeptogpt.config import variant_config
+    from zeptogpt.task import SortTask
+
+    task = SortTask()
+    flags = dict(n_embd=args.embed, n_head=args.heads, mlp_mult=args.mlp, pos_embed=args.pos,
+                 n_layer=args.layers)
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return task, variant_config(args.variant or "e6", task.vocab_size, task.seq_len,
+                                    **overrides)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _architecture_flags(args: argparse.Namespace) -> list[str]:
+    """The architecture options given on the command line, as they were typed."""
+    flags = [f"--variant {args.variant}"] if args.variant else []
+    flags += [f"--{name} {value}" for name, value in
+              (("embed", args.embed), ("heads", args.heads), ("mlp", args.mlp),
+               ("layers", args.layers)) if value]
+    return flags + ([] if args.pos is None else ["--pos" if args.pos else "--no-pos"])
+
+
+def _checkpoint_path(args: argparse.Namespace, config) -> Path:
+    from zeptogpt.checkpoint import default_path
+
+    return args.checkpoint if args.checkpoint is not None else default_path(config)
+
+
+def _recipe(args: argparse.Namespace):
+    """The training recipe: the defaults, changed by whichever training flags were given."""
+    from zeptogpt.training import Recipe
+
+    flags = dict(max_steps=args.steps, objective=args.objective, lr=args.lr,
+                 batch_size=args.batch_size)
+    return Recipe(**{k: v for k, v in flags.items() if v is not None})
+
+
+def _train(args: argparse.Namespace, task, config, recipe):
+    """Train one seed with a live step/loss line: (checkpoint, per-step log), not saved yet."""
+    from dataclasses import asdict
+
+    from zeptogpt.checkpoint import Checkpoint
+    from zeptogpt.progress import TrainingLine
+    from zeptogpt.runlog import log_path
+    from zeptogpt.training import train
+
+    path = _checkpoint_path(args, config)
+    for output in (path, log_path(path)):  # refuse before training, not after
+        _check_writable(output)
+    data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
+            else f"all {task.n_inputs} sequences")
+    print(f"Training seed {args.seed}: {data} per step, Adam lr {recipe.lr:g}, "
+          f"loss on {'the answer only' if recipe.objective == 'answer' else 'every next token'}, "
+          f"up to {recipe.max_steps} steps")
+    progress = TrainingLine(task.n_inputs)
+    result = train(task, config, recipe, seeds=[args.seed], on_step=progress)
+    r = result.results[0]
+    progress.finish(r)
+    if not all(bool(w.isfinite().all()) for w in result.weights.values()):
+        raise UserError(f"training diverged (loss {r.loss:g}) with lr {recipe.lr:g}; nothing "
+                        "was saved: try a smaller --lr")
+    facts = dict(seed=r.seed, steps=r.steps, solved=r.solved, correct=r.correct,
+                 total=task.n_inputs, margin=round(r.margin, 6), loss=round(r.loss, 6),
+                 seconds=round(r.seconds, 3), recipe=asdict(recipe))
+    return Checkpoint(result.models[0], task, facts), r.log
+
+
+def _save(path: Path, checkpoint, log) -> None:
+    """The checkpoint and, beside it, its training log: both or neither."""
+    from zeptogpt.checkpoint import save
+    from zeptogpt.runlog import log_path
+
+    try:
+        save(path, checkpoint, log)
+    except OSError as e:
+        raise UserError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
+    print(f"Saved {path} and its training log {log_path(path).name}")
+
+
+def _check_writable(path: Path) -> None:
+    from zeptogpt.files import check_writable
+
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _read_log(checkpoint_path: Path):
+    from zeptogpt.runlog import LogError, log_path, read_log
+
+    try:
+        return read_log(log_path(checkpoint_path))
+    except LogError as e:
+        raise UserError(str(e)) from None
+
+
+def _read_sweeps(path: Path):
+    from zeptogpt.sweep import SweepFileError, read_sweeps
+
+    try:
+        return read_sweeps(path)
+    except SweepFileError as e:
+        raise UserError(str(e)) from None
+
+
+def _load_or_train(args: argparse.Namespace):
+    """The saved checkpoint; with no --checkpoint and none saved yet, train one first, saying so."""
+    from contextlib import redirect_stdout
+
+    from zeptogpt.training import Recipe
+
+    task, config = _model_config(args)
+    path = _checkpoint_path(args, config)
+    if args.checkpoint is None and not path.exists():
+        print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
+        with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
+            checkpoint, log = _train(args, task, config, Recipe())
+            _save(path, checkpoint, log)
+        return checkpoint
+    return _load(args, path, task, config)
+
+
+def _load(args: argparse.Namespace, path: Path, task, config):
+    """The checkpoint at ``path``, refused unless it is for ``task`` and, when architecture
+    flags were given, of the ``config`` they ask for."""
+    from zeptogpt.checkpoint import CheckpointError, load
+    from zeptogpt.config import variant_name
+
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint file")
+    try:
+        checkpoint = load(path)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    if checkpoint.task != task:
+        raise UserError(f"{path} was trained for another task ({checkpoint.task.describe()})")
+    flags = " ".join(_architecture_flags(args))
+    if flags and checkpoint.model.config != config:
+        raise UserError(f"{path} holds {variant_name(checkpoint.model.config)}, not the "
+                        f"{variant_name(config)} asked for by {flags}")
+    return checkpoint
+
+
+def _evaluation(checkpoint) -> str:
+    from zeptogpt.evaluation import evaluate
+
+    return str(evaluate(checkpoint.model, checkpoint.task))
+
+
+def _parse(task, text: str, where: str = "") -> str:
+    from zeptogpt.task import InputError
+
+    try:
+        return task.parse(text)
+    except InputError as e:
+        raise UserError(f"{where}{e}") from None
+
+
+STDIN_BATCH = 4096  # stdin lines sorted at a time: memory stays flat however long stdin is
+MAX_LINE = 1000  # characters in one stdin line: an input is a few letters, /dev/zero is not
+
+
+def _inputs(task, inputs: list[str]) -> Iterator[list[str]]:
+    """The inputs as batches of checked words, ``-`` standing for the lines of stdin.
+
+    The command line's inputs and stdin's first batch are checked now, before any work; the
+    rest of stdin is read as the batches are taken, so a later bad line stops the command at
+    that line, naming it, after the answers to the lines before it.
+    """
+    if inputs.count("-") > 1:
+        raise UserError("'-' (read stdin) can be given only once")
+    given = [None if x == "-" else _parse(task, x) for x in inputs]
+
+    def batches() -> Iterator[list[str]]:
+        for word in given:
+            yield from _stdin_batches(task) if word is None else [[word]]
+
+    stream = batches()
+    first = next(stream, None)  # read now: a bad first line is found before any training
+    return itertools.chain([] if first is None else [first], stream)
+
+
+def _stdin_batches(task) -> Iterator[list[str]]:
+    """Stdin's lines as checked words, ``STDIN_BATCH`` at a time (one at a time from a
+    terminal, so each typed line is answered at once)."""
+    stream = sys.stdin
+    if stream is None:
+        raise UserError("no inputs on stdin (it is closed)")
+    source = getattr(stream, "buffer", stream)  # bytes where we can: exact line numbers
+    size = 1 if stream.isatty() else STDIN_BATCH
+    batch: list[str] = []
+    known: dict[str | bytes, str] = {}  # line -> its checked word
+    n = 0
+    while line := source.readline(MAX_LINE + 1):
+        n += 1
+        if len(line) > MAX_LINE and line[-1:] not in ("\n", b"\n"):
+            raise UserError(f"stdin line {n} is longer than {MAX_LINE:,} characters: "
+                            f"expected {task.describe()}")
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"stdin line {n} is not UTF-8 text") from None
+        word = known.get(line)
+        if word is None:
+            word = _parse(task, line, f"stdin line {n}: ")
+            if len(known) < STDIN_BATCH:  # a long stdin repeats a few inputs: check each once
+                known[line] = word
+        batch.append(word)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if n == 0:
+        raise UserError("no inputs on stdin")
+    if batch:
+        yield batch
+
+
+def _layout(task) -> list[str]:
+    n = task.length
+    return [f"x{i + 1}" for i in range(n)] + ["<sep>"] + [f"y{i + 1}" for i in range(n)]
+
+
+def _interactive(checkpoint) -> None:
+    """Sort what the user types until an empty line or EOF; bad input just asks again."""
+    from zeptogpt.evaluation import format_trace
+    from zeptogpt.task import InputError
+
+    task = checkpoint.task
+    while True:
+        try:
+            text = input(f"type letters to sort ({task.describe()}; empty line ends): ")
+        except EOFError:
+            print()
+            return
+        if not text.strip():
+            return
+        try:
+            word = task.parse(text)
+        except InputError as e:
+            print(f"error: {e}")
+            continue
+        print(format_trace(checkpoint.model, task, word))
+
+

@@ -1,0 +1,67 @@
+"""Live progress lines for the CLI: one training run's step line, and a bar over a sweep's seeds.
+
+Both are ``on_step`` callbacks for ``train`` / ``run_sweep``: ``(step, loss, correct, active)``.
+
+Usage::
+
+    line = TrainingLine(task.n_inputs)
+    result = train(task, config, seeds=[0], on_step=line)
+    line.finish(result.results[0])
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class TrainingLine:
+    """The live training line: rewritten in place on a terminal, every 100 steps otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.tty = total, sys.stdout.isatty()
+        self.last = 0.0
+
+    def __call__(self, step: int, loss, correct, active: int) -> None:
+        now = time.perf_counter()
+        if self.tty and now - self.last > 0.05:
+            self.last = now
+            print(f"\r  step {step:5d}  loss {float(loss[0]):.4f}  sorted {int(correct[0])}/"
+                  f"{self.total}", end="", flush=True)
+        elif not self.tty and step % 100 == 0 and step:
+            print(f"  step {step:5d}  loss {float(loss[0]):.4f}  sorted {int(correct[0])}/"
+                  f"{self.total}", flush=True)
+
+    def finish(self, r) -> None:
+        """The last line: where the run stopped and whether it solved the task."""
+        verdict = "solved" if r.solved else "NOT solved (step limit reached)"
+        print(f"\r  step {r.steps:5d}  loss {r.loss:.4f}  sorted {r.correct}/{self.total}  "
+              f"min p {r.margin:.3f}  -> {verdict} in {r.seconds:.2f} s", flush=True)
+
+
+class SweepBar:
+    """A tqdm bar over seeds on stderr: solved so far, and how many are still training.
+
+    Seeds leave the batch before the step limit only by being solved (at the limit the rest
+    fail together, and the bar closes), so every seed that has left is a solved one.
+    """
+
+    def __init__(self, name: str, seeds: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=seeds, desc=name, unit="seed", file=sys.stderr, leave=False,
+                        disable=None)  # None: only on a terminal
+        self.seeds, self.finished = seeds, 0
+
+    def __call__(self, step: int, loss, correct, active: int) -> None:
+        done = self.seeds - active  # seeds that left before this step
+        self.bar.set_postfix_str(f"solved {done}, training {active}, step {step}", refresh=False)
+        if done != self.finished:
+            self.bar.update(done - self.finished)  # redraws, postfix included
+            self.finished = done
+
+    def __enter__(self) -> SweepBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
