@@ -1,17 +1,25 @@
 """The web server over real HTTP on loopback: answers from the PyTorch model, one-line errors,
-bounded bodies, 404 for anything that is not a route or a static file."""
+bounded bodies, 404 for anything that is not a route or a static file; and, against clients
+that misbehave (issue #26), bounded threads and no tracebacks, a deep listen queue, IPv6, and a
+warning when the page is open to the network. Every test talks to a real server over sockets."""
 
+import contextlib
 import http.client
 import json
+import re
+import select
 import socket
+import struct
 import threading
+import time
+from urllib.parse import urlsplit
 
 import pytest
 import torch
 
 from zeptogpt import InputError, ModelConfig, SortTask, ZeptoGPT, decode, load
 from zeptogpt.cli import main
-from zeptogpt.serve import MAX_BODY, make_server
+from zeptogpt.serve import MAX_BODY, Server, make_server, serve
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +29,22 @@ def checkpoint_path(tmp_path_factory):
     return path
 
 
+@contextlib.contextmanager
+def serving(server):
+    """``server`` answering from a thread during the block, then stopped and closed."""
+    # shutdown() waits for the loop to look at its flag: every 0.5 s by default, 0.05 s here
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def server(checkpoint_path):
-    server = make_server(load(checkpoint_path), checkpoint_path, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(make_server(load(checkpoint_path), checkpoint_path, port=0)) as server:
+        yield server
 
 
 def request(server, method, path, body=None, headers=None):
@@ -96,16 +112,12 @@ def test_a_two_layer_model_is_served_with_every_layer(tmp_path):
 
     task = SortTask()
     model = ZeptoGPT(ModelConfig(n_layer=2), torch.Generator().manual_seed(0))
-    two = make_server(Checkpoint(model, task), tmp_path / "model.safetensors", port=0)
-    threading.Thread(target=two.serve_forever, daemon=True).start()
-    try:
+    with serving(make_server(Checkpoint(model, task), tmp_path / "model.safetensors",
+                             port=0)) as two:
         _, a = get_json(two, "/api/trace?input=bca")
         _, info = get_json(two, "/api/info")
         _, w = get_json(two, "/api/weights")
         status, curve = get_json(two, "/api/curve")
-    finally:
-        two.shutdown()
-        two.server_close()
     assert status == 200 and curve["rows"] == [] and "zeptogpt train" in curve["note"]
     assert info["n_layer"] == 2 and info["n_params"] == model.config.n_params == 558
     assert a["output"] == decode(model, task, ["bca"]).outputs[0]
@@ -164,14 +176,8 @@ def test_curve_of_a_diverged_run_is_json_with_null_losses(tmp_path, checkpoint_p
     path = tmp_path / "model.safetensors"
     path.write_bytes(checkpoint_path.read_bytes())
     write_log(log_path(path), [(0, 1.25, 3), (1, float("nan"), 0), (2, float("inf"), 0)])
-    diverged = make_server(load(path), path, port=0)
-    thread = threading.Thread(target=diverged.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(make_server(load(path), path, port=0)) as diverged:
         status, ctype, body = request(diverged, "GET", "/api/curve")
-    finally:
-        diverged.shutdown()
-        diverged.server_close()
     assert (status, ctype) == (200, "application/json"), body
     assert strict_json(body)["rows"] == [[0, 1.25, 3], [1, None, 0], [2, None, 0]]
 
@@ -247,6 +253,219 @@ def test_serve_without_a_checkpoint_says_how_to_make_one(tmp_path, capsys):
 
 
 def test_serve_refuses_a_bad_port(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["serve", "--port", "70000"])
-    assert e.value.code == 2 and "port" in capsys.readouterr().err
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "port" in capsys.readouterr().err
+
+
+# --- clients that misbehave (issue #26) ---------------------------------------------------------
+
+def wait_until(condition, seconds=10):
+    """Whether ``condition()`` came true within ``seconds`` (a bound on waiting, not a claim
+    about speed: on a quiet machine it is true at once)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def half_request(server):
+    """A connection that sends a request line and one header, then nothing: a stalled client."""
+    s = socket.create_connection(server.server_address[:2], timeout=10)
+    s.sendall(b"GET /api/info HTTP/1.1\r\nHost: zeptogpt\r\n")
+    return s
+
+
+def reset(s):
+    """Close ``s`` with a reset (RST) instead of the polite FIN, as a crashed client does."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+@pytest.fixture
+def limited(checkpoint_path):
+    """A fresh server of its own, so that a test can shrink its limits and fill them."""
+    with serving(make_server(load(checkpoint_path), checkpoint_path, port=0)) as server:
+        yield server
+
+
+def test_stalled_clients_are_timed_out_and_hold_at_most_the_cap_of_threads(limited):
+    limited.read_timeout, limited.max_connections, limited.busy_wait = 0.5, 4, 10
+    before = threading.active_count()
+    stalled = [half_request(limited) for _ in range(3 * limited.max_connections)]
+    # An uncapped server takes all 12 at once, each on a thread that waits forever; this one
+    # takes 4 and leaves the rest in the kernel's queue until a slot frees.
+    assert wait_until(lambda: limited.open >= limited.max_connections)
+    most = before
+    for _ in range(100):
+        most = max(most, threading.active_count())
+        time.sleep(0.01)
+    assert most <= before + limited.max_connections
+    # a normal request still gets its answer, once the stalled ones ahead of it time out
+    status, answer = get_json(limited, "/api/trace?input=cab")
+    assert status == 200 and answer["output"] == "abc"
+    for s in stalled:  # each was closed by the server, without an answer
+        assert s.recv(1024) == b""
+        s.close()
+    assert threading.active_count() <= before + limited.max_connections
+
+
+def test_beyond_the_cap_a_client_is_told_the_server_is_busy(limited):
+    limited.read_timeout, limited.max_connections, limited.busy_wait = 60, 2, 0.1
+    stalled = [half_request(limited) for _ in range(limited.max_connections)]
+    assert wait_until(lambda: limited.open == limited.max_connections)
+    status, answer = get_json(limited, "/api/info")
+    assert status == 503 and "busy" in answer["error"]
+    for s in stalled:
+        s.close()
+    assert wait_until(lambda: limited.open == 0)
+    assert get_json(limited, "/api/info")[0] == 200
+
+
+def leave_at_once(s):
+    s.close()
+
+
+def reset_at_once(s):
+    reset(s)
+
+
+def request_line_then_leave(s):
+    s.sendall(b"GET /api/weights HTTP/1.1\r\n")
+    s.close()
+
+
+def request_line_then_reset(s):
+    s.sendall(b"GET /api/weights HTTP/1.1\r\n")
+    reset(s)
+
+
+def request_then_leave(s):
+    s.sendall(b"GET /api/weights HTTP/1.0\r\n\r\n")
+    s.close()
+
+
+def request_then_reset(s):
+    s.sendall(b"GET /api/weights HTTP/1.0\r\n\r\n")
+    reset(s)
+
+
+def read_a_little_then_reset(s):
+    s.sendall(b"GET /api/weights HTTP/1.0\r\n\r\n")
+    s.recv(10)
+    reset(s)
+
+
+def half_a_body_then_reset(s):
+    s.sendall(b'POST /api/trace HTTP/1.0\r\nContent-Length: 100\r\n\r\n{"input"')
+    reset(s)
+
+
+def half_a_body_then_leave(s):
+    s.sendall(b'POST /api/trace HTTP/1.0\r\nContent-Length: 100\r\n\r\n{"input"')
+    s.close()
+
+
+def garbage_then_reset(s):
+    s.sendall(b"\x00\x01 nonsense\r\n\r\n")  # the server's 400 goes to a reset socket
+    reset(s)
+
+
+LEAVING = [leave_at_once, reset_at_once, request_line_then_leave, request_line_then_reset,
+           request_then_leave, request_then_reset, read_a_little_then_reset,
+           half_a_body_then_reset, half_a_body_then_leave, garbage_then_reset]
+
+
+def test_clients_that_leave_early_print_no_traceback(limited, capfd):
+    for _ in range(5):  # whether a write fails depends on when the reset arrives: try often
+        for leave in LEAVING:
+            leave(socket.create_connection(limited.server_address[:2], timeout=10))
+    # connections are accepted in order, so when this is answered every one above was taken
+    status, answer = get_json(limited, "/api/trace?input=bca")
+    assert status == 200 and answer["output"] == "abc"
+    assert wait_until(lambda: limited.open == 0)  # and now every handler has finished
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_a_burst_of_connections_fits_in_the_listen_queue(checkpoint_path):
+    server = make_server(load(checkpoint_path), checkpoint_path, port=0)
+    clients = []
+    try:
+        assert server.request_queue_size >= 128  # socketserver's default is 5
+        # Nothing accepts (serve_forever is not running), so each connection stays in the
+        # kernel's queue: with room for 5, the 7th and later get no answer to their SYN.
+        for _ in range(50):
+            c = socket.socket()
+            clients.append(c)
+            c.setblocking(False)
+            c.connect_ex(server.server_address[:2])
+        waiting = set(clients)
+        deadline = time.monotonic() + 10
+        while waiting and time.monotonic() < deadline:
+            _, writable, _ = select.select([], list(waiting), [], 0.1)
+            waiting -= set(writable)
+        assert not waiting, f"{len(waiting)} of 50 connections not established"
+        assert all(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for c in clients)
+    finally:
+        for c in clients:
+            c.close()
+        server.server_close()
+
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+
+
+@needs_ipv6
+def test_serves_over_ipv6_loopback(checkpoint_path):
+    with serving(make_server(load(checkpoint_path), checkpoint_path, host="::1", port=0)) as six:
+        assert six.address_family == socket.AF_INET6 and six.server_address[0] == "::1"
+        status, answer = get_json(six, "/api/trace?input=cba")
+    assert status == 200 and answer["output"] == "abc"
+
+
+@pytest.mark.parametrize("host, url_host, warned", [
+    ("0.0.0.0", "127.0.0.1", True),
+    ("", "127.0.0.1", True),
+    pytest.param("::", "[::1]", True, marks=needs_ipv6),
+    ("127.0.0.1", "127.0.0.1", False),
+    pytest.param("::1", "[::1]", False, marks=needs_ipv6),
+])
+def test_serve_prints_a_url_that_works_and_warns_when_the_network_can_see_it(
+        checkpoint_path, capsys, monkeypatch, host, url_host, warned):
+    printed, statuses = [], []
+    serve_forever = Server.serve_forever
+
+    def open_the_printed_url_then_ctrl_c(self):
+        printed.append(capsys.readouterr())  # what serve() printed before it served
+        threading.Thread(target=serve_forever, args=(self, 0.05), daemon=True).start()
+        try:
+            url = urlsplit(re.search(r"Open (\S+)", printed[0].out).group(1))
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+            conn.request("GET", url.path + "api/info")
+            statuses.append(conn.getresponse().status)
+            conn.close()
+        finally:
+            self.shutdown()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Server, "serve_forever", open_the_printed_url_then_ctrl_c)
+    serve(load(checkpoint_path), checkpoint_path, host=host, port=0)
+    out, err = printed[0]
+    assert re.search(rf"^Open http://{re.escape(url_host)}:[1-9]\d*/ ", out, re.M), out
+    assert statuses == [200]
+    if warned:
+        assert len(err.splitlines()) == 1
+        assert "warning" in err and "every network interface" in err and "other machines" in err
+    else:
+        assert err == ""

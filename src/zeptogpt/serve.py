@@ -2,7 +2,10 @@
 
 The page computes nothing of the model: every number comes from ``anatomy.dissect``, the same
 PyTorch code the CLI and the plots use. The standard library's threading HTTP server is enough
-for one user on loopback and adds no dependency.
+for one user on loopback and adds no dependency; ``Server`` gives it the limits a server needs
+against a client that misbehaves: a connection silent for READ_TIMEOUT seconds is closed, at
+most MAX_CONNECTIONS are handled at once (one thread each), the kernel queues BACKLOG more, and a
+client that leaves before its answer is not an error. It binds IPv4 or IPv6 addresses alike.
 
 Routes::
 
@@ -14,15 +17,19 @@ Routes::
     GET  /api/curve            the training log: [[step, loss, correct], ...]
     GET  /api/info             which model this is
 
-Errors are JSON ``{"error": "one line"}`` with 400 (bad input), 404, 411 or 413.
+Errors are JSON ``{"error": "one line"}`` with 400 (bad input), 404, 411, 413 or 503 (busy).
 
 Usage: ``serve(load("runs/e6/model.safetensors"), "runs/e6/model.safetensors")``, or
-``zeptogpt serve`` and open http://127.0.0.1:8000/.
+``zeptogpt serve`` and open http://127.0.0.1:8000/ (``--host ::1`` serves on IPv6 loopback).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import socket
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -33,11 +40,25 @@ from urllib.parse import parse_qs, urlsplit
 
 from zeptogpt.anatomy import dissect, weight_list
 from zeptogpt.checkpoint import Checkpoint, describe
+from zeptogpt.config import variant_name
 from zeptogpt.files import json_number
-from zeptogpt.model import variant_name
 from zeptogpt.task import InputError
 
 MAX_BODY = 1024  # bytes of a POST body; an input is a few letters, so anything bigger is refused
+# A browser sends a whole request at once, so a connection silent this long (seconds) is stalled
+# or abandoned: Chromium even opens spare connections it may never use. Each holds a thread.
+READ_TIMEOUT = 5.0
+# Connections handled at once, one thread each. A browser opens at most 6 per server; without
+# a cap, 1,000 stalled clients made 1,003 threads.
+MAX_CONNECTIONS = 32
+# Seconds a connection beyond the cap waits for a free slot before it is answered 503. A slot
+# held by a stalled client frees within READ_TIMEOUT, so a page's request gets its real answer
+# after a pause; only a flood that outlasts that gets the error, instead of hanging.
+BUSY_WAIT = READ_TIMEOUT
+# Connections the kernel holds until they are accepted. socketserver's 5 made a burst (a page
+# and its files in several tabs) drop the 7th connection on: the client retried a second later
+# or was reset. Linux caps it at net.core.somaxconn.
+BACKLOG = 128
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -96,8 +117,77 @@ class App:
         return answer
 
 
+class Server(ThreadingHTTPServer):
+    """The standard threading HTTP server with limits on slow and numerous clients, on IPv4 or
+    IPv6. Usage: ``Server(("::1", 0), handler).serve_forever()``
+
+    The limits are attributes, so a test can make them small: ``read_timeout`` (seconds of
+    silence before a connection is closed), ``max_connections``, ``busy_wait``.
+    """
+
+    daemon_threads = True  # a stuck client never keeps the process alive
+    request_queue_size = BACKLOG
+    read_timeout = READ_TIMEOUT
+    max_connections = MAX_CONNECTIONS
+    busy_wait = BUSY_WAIT
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self.address_family = _family(address[0])  # socketserver's class default is IPv4 only
+        self.open = 0  # connections being handled, each by its own thread
+        self.slot_freed = threading.Condition()
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, tuple]:
+        connection, client = super().get_request()
+        # Without a timeout a client that sends half a request holds its thread forever. It
+        # bounds each read and write, so it also frees a client that stops reading its answer.
+        connection.settimeout(self.read_timeout)
+        return connection, client
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+        # This runs in the accept loop: while it waits, further connections wait in the
+        # kernel's queue and cost no thread.
+        with self.slot_freed:
+            free = self.slot_freed.wait_for(lambda: self.open < self.max_connections,
+                                            self.busy_wait)
+            if free:
+                self.open += 1
+        if not free:
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the thread
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self.slot_freed:
+            self.open -= 1
+            self.slot_freed.notify()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """Answer 503 from the accept loop itself: no thread, so a flood cannot add any."""
+        body = json.dumps({"error": f"the server is busy ({self.max_connections} connections "
+                                    "open): try again in a moment"}).encode()
+        head = ("HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: {math.ceil(self.read_timeout)}\r\n"
+                "Connection: close\r\n\r\n")
+        try:
+            request.sendall(head.encode() + body)
+        except OSError:
+            pass  # the client already left
+        self.shutdown_request(request)
+
+
 def make_server(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str = "127.0.0.1",
-                port: int = 8000) -> ThreadingHTTPServer:
+                port: int = 8000) -> Server:
     """A server ready to ``serve_forever()``; port 0 picks a free one (see ``server_address``)."""
     app = App(checkpoint, checkpoint_path)
 
@@ -105,18 +195,18 @@ def make_server(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str =
         pass
 
     Handler.app = app
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True  # a stuck client never keeps the process alive
-    return server
+    return Server((host, port), Handler)
 
 
 def serve(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str = "127.0.0.1",
           port: int = 8000) -> None:
-    """Serve until Ctrl-C, printing where."""
+    """Serve until Ctrl-C, printing where, and a warning if other machines can open the page."""
     server = make_server(checkpoint, checkpoint_path, host, port)
-    shown = f"[{host}]" if ":" in host else host
+    url, warning = _where(server)
     print(f"Serving {describe(checkpoint)} from {checkpoint_path}")
-    print(f"Open http://{shown}:{server.server_address[1]}/  (Ctrl-C stops)", flush=True)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(f"Open {url}  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -131,6 +221,15 @@ class _Handler(BaseHTTPRequestHandler):
     app: App
     server_version = "zeptogpt"
     sys_version = ""
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            # The client reset the connection or left while its request was read (or an error
+            # page written): nobody is left to answer and nothing of ours failed, so no
+            # traceback, which socketserver would print for anything that gets out of here.
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         url = urlsplit(self.path)
@@ -206,11 +305,46 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()  # the first write to the socket
+            self.wfile.write(body)
+        except OSError:
+            # The client left before reading its answer (or stopped reading it): not an error
+            # of ours, and the connection is no use for another request.
+            self.close_connection = True
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         pass  # quiet: one user on loopback does not need an access log
+
+
+def _family(host: str) -> socket.AddressFamily:
+    """IPv6 for an IPv6 address ("::1", "::") or a name that has only IPv6 addresses; IPv4 for
+    anything else, "" included (every IPv4 interface, as in socketserver)."""
+    if ":" in host:
+        return socket.AF_INET6
+    if not host:
+        return socket.AF_INET
+    # A name with both (often "localhost") keeps IPv4, so 127.0.0.1 goes on working for it.
+    families = {info[0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)}
+    return socket.AF_INET6 if families == {socket.AF_INET6} else socket.AF_INET
+
+
+def _where(server: Server) -> tuple[str, str | None]:
+    """(the page's address for a browser on this machine, a one-line warning or None).
+
+    The address is the one the server is bound to, except for every interface ("", 0.0.0.0,
+    ::), where it is the loopback address of the same family: that one always works.
+    """
+    host, port = server.server_address[:2]
+    address = ipaddress.ip_address(host.split("%")[0])  # "%": an IPv6 scope such as fe80::1%eth0
+    if address.is_unspecified:
+        host = "127.0.0.1" if address.version == 4 else "::1"
+    url = f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
+    if address.is_loopback:
+        return url, None
+    where = "every network interface" if address.is_unspecified else f"{address}, not loopback"
+    return url, (f"warning: listening on {where}: other machines on the network can open this "
+                 "page too (the default, 127.0.0.1, keeps it to this machine)")
 
 
 def _query_input(query: str) -> str | None:
