@@ -4,12 +4,16 @@
 
 Prints medians and differences against `python -c "import torch"` in the same interpreter:
 the main job (non-interactive, whole process), `zeptogpt sort caa` from a saved checkpoint,
-and the median steps to 27/27 over many seeds of the default variant.
+`zeptogpt params` (which needs no torch), and `zeptogpt sort -` reading ten lines and a million
+from stdin, with each process's peak memory; then the median steps to 27/27 over many seeds of
+the default variant.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import statistics
 import subprocess
 import sys
@@ -18,12 +22,29 @@ import time
 from pathlib import Path
 
 
-def wall(argv: list[str], cwd: Path) -> float:
-    """Seconds one whole process takes, start to exit."""
-    t = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+def wall(argv: list[str], cwd: Path, stdin: Path | None = None) -> tuple[float, float]:
+    """Seconds one whole process takes, start to exit, and its peak memory in MB (at least
+    this process's own: Linux carries a parent's peak into the child it starts)."""
+    with open(stdin or os.devnull, "rb") as source:
+        t = time.perf_counter()
+        p = subprocess.Popen(argv, cwd=cwd, stdin=source, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)  # this child's own peak, not all children's
+        seconds = time.perf_counter() - t
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed with exit code {p.returncode}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KB
+
+
+def lines(path: Path, n: int) -> Path:
+    """A file of ``n`` random inputs, one per line, written a line at a time: Linux counts this
+    process's own peak memory into every child it starts, so it must stay small."""
+    r = random.Random(0)
+    with open(path, "w") as f:
+        for _ in range(n):
+            f.write("".join(r.choice("abc") for _ in range(3)) + "\n")
+    return path
 
 
 def main() -> None:
@@ -33,26 +54,35 @@ def main() -> None:
     args = parser.parse_args()
 
     py = sys.executable
-    commands = {
-        "import torch": [py, "-c", "import torch"],
-        "zeptogpt (main job)": [py, "-m", "zeptogpt"],
-        "zeptogpt sort caa": [py, "-m", "zeptogpt", "sort", "caa"],
-    }
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    zeptogpt = [py, "-m", "zeptogpt"]
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
-        for argv in commands.values():  # warm the file cache; the main job saves a checkpoint
-            wall(argv, cwd)
+        commands = {  # name: (argv, stdin)
+            "import torch": ([py, "-c", "import torch"], None),
+            "zeptogpt (main job)": (zeptogpt, None),
+            "zeptogpt sort caa": ([*zeptogpt, "sort", "caa"], None),
+            "zeptogpt params": ([*zeptogpt, "params"], None),
+            "sort - (10 lines)": ([*zeptogpt, "sort", "-"], lines(cwd / "ten.txt", 10)),
+            "sort - (10^6 lines)": ([*zeptogpt, "sort", "-"], lines(cwd / "million.txt", 10**6)),
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        peaks: dict[str, list[float]] = {name: [] for name in commands}
+        for argv, stdin in commands.values():  # warm the file cache; the main job saves a model
+            wall(argv, cwd, stdin)
         for _ in range(args.runs):  # interleaved, so drift hits every command alike
-            for name, argv in commands.items():
-                times[name].append(wall(argv, cwd))
+            for name, (argv, stdin) in commands.items():
+                seconds, peak = wall(argv, cwd, stdin)
+                times[name].append(seconds)
+                peaks[name].append(peak)
 
     base = statistics.median(times["import torch"])
-    print(f"Whole-process wall time, median of {args.runs} interleaved runs ({py}):")
+    print(f"Whole-process wall time and peak memory, median of {args.runs} interleaved runs "
+          f"({py}):")
     for name, ts in times.items():
         med = statistics.median(ts)
         extra = "" if name == "import torch" else f"   = import torch {med - base:+.3f} s"
-        print(f"  {name:22s} {med:6.3f} s  (min {min(ts):.3f}, max {max(ts):.3f}){extra}")
+        print(f"  {name:22s} {med:6.3f} s  (min {min(ts):.3f}, max {max(ts):.3f})  "
+              f"{statistics.median(peaks[name]):5.0f} MB{extra}")
 
     import torch
 

@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(serve)
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only)")
+                       help="address to bind (default 127.0.0.1: this machine only; ::1 for "
+                       "IPv6; 0.0.0.0 or :: opens the page to the network)")
     return parser
 
 

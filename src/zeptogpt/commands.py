@@ -230,7 +230,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         serve(checkpoint, path, host=args.host, port=args.port)
     except OSError as e:
-        raise UserError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+        where = f"[{args.host}]" if ":" in args.host else args.host
+        raise UserError(f"cannot serve on {where}:{args.port}: {e.strerror or e}") from None
     return 0
 
 
