@@ -1,3 +1,5 @@
+import builtins
+import errno
 import hashlib
 import json
 import math
@@ -10,6 +12,8 @@ import torch.nn.functional as F
 
 import zeptogpt.checkpoint
 from zeptogpt import Checkpoint, CheckpointError, ModelConfig, ZeptoGPT, evaluate, load, save
+from zeptogpt.checkpoint import load_log
+from zeptogpt.runlog import LogError, log_path, write_log
 
 # Seed 0 of the default e6 model, trained and saved by the code before format 2 (one block,
 # the old weight names, no checksum); it sorts all 27 inputs.
@@ -324,6 +328,11 @@ ARCH = "has a config that is not a ZeptoGPT architecture"
     (dict(facts="[1]"), "facts metadata is not a JSON object"),
     (dict(facts="{seed: 0"), "facts metadata is not a JSON object"),
     (dict(facts="[" * 100_000), "facts metadata is not a JSON object"),
+    # every field, as format 2 writes them all: a default would stand in for a lost one
+    (dict(config="{}"), f"{ARCH} (vocab_size is missing)"),
+    (dict(config=json.dumps({k: v for k, v in ModelConfig().to_dict().items()
+                             if k != "n_layer"})), f"{ARCH} (n_layer is missing)"),
+    (dict(task="{}"), "has a task that is not a sorting task (alphabet is missing)"),
 ])
 def test_hand_edited_metadata_is_refused_with_what_was_expected(tmp_path, task, trained,
                                                                 changes, needle):
@@ -361,3 +370,98 @@ def test_implausible_sizes_are_refused_before_a_model_is_built(tmp_path, task, t
     with pytest.raises(CheckpointError) as e:
         load(path)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_format_1_needs_every_field_it_had(tmp_path):
+    """Format 1 wrote every field but n_layer, which came later; it may lack that one only."""
+    metadata, tensors = _read(FORMAT_1_FIXTURE)
+    assert "n_layer" not in json.loads(metadata["config"])
+    config = json.loads(metadata["config"])
+    del config["n_head"]
+    path = _write(tmp_path / "lost.safetensors", dict(metadata, config=json.dumps(config)),
+                  tensors)
+    with pytest.raises(CheckpointError, match=r"not a ZeptoGPT architecture \(n_head is missing"):
+        load(path)
+
+
+LOG = [(0, 1.25, 3), (1, math.nan, 20), (2, 0.5, 27)]
+
+
+def _same_rows(rows, expected=LOG):
+    """Rows equal, NaN (a diverged step's loss) matching NaN."""
+    return len(rows) == len(expected) and all(
+        a[0] == b[0] and a[2] == b[2] and (a[1] == b[1] or math.isnan(a[1]) and math.isnan(b[1]))
+        for a, b in zip(rows, expected))
+
+
+def test_a_save_interrupted_between_its_renames_leaves_a_log_that_is_refused(
+        tmp_path, task, trained, monkeypatch):
+    path = save(tmp_path / "m.safetensors", Checkpoint(trained, task, {"seed": 0}), LOG)
+    assert _same_rows(load_log(path, load(path)))
+    renames = []
+    rename = os.replace
+
+    def second_fails(src, dst):
+        renames.append(Path(dst).name)
+        if len(renames) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_fails)
+    other = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(9))
+    with pytest.raises(OSError, match="Input/output error"):
+        save(path, Checkpoint(other, task, {"seed": 9}), [(0, 1.1, 0)])
+    monkeypatch.undo()
+    assert renames == ["m.log.jsonl", "m.safetensors"]  # the log first, the checkpoint last
+    kept = load(path)
+    assert kept.facts == {"seed": 0} and torch.equal(kept.model.W_E, trained.W_E)
+    with pytest.raises(LogError) as e:
+        load_log(path, kept)  # the log is the other run's: its curve is not this model's
+    assert str(e.value).startswith(f"{log_path(path)} belongs to another checkpoint")
+    assert "retrain" in str(e.value) and "\n" not in str(e.value)
+    # the other model, which the log does belong to, reads it
+    assert load_log(path, Checkpoint(other, task)) == [(0, 1.1, 0)]
+
+
+def test_a_log_left_by_an_earlier_save_is_refused_and_an_old_log_still_read(tmp_path, task,
+                                                                           trained):
+    path = save(tmp_path / "m.safetensors", Checkpoint(trained, task), LOG)
+    other = ZeptoGPT(ModelConfig(), torch.Generator().manual_seed(9))
+    save(path, Checkpoint(other, task))  # no log: the first save's stays, and is not this one's
+    with pytest.raises(LogError, match="belongs to another checkpoint"):
+        load_log(path, load(path))
+    # a log from before logs named their weights has nothing to check, and is read as it is
+    write_log(log_path(path), LOG)
+    assert log_path(path).read_text().startswith('{"step": 0,')
+    assert _same_rows(load_log(path, load(path)))
+
+
+def test_a_name_that_is_not_utf8_saves_and_loads(tmp_path, task, trained):
+    path = tmp_path / os.fsdecode(b"m\xffx.safetensors")
+    save(path, Checkpoint(trained, task, {"seed": 0}), LOG)
+    assert os.fsencode(path.name) in os.listdir(os.fsencode(tmp_path))
+    back = load(path)
+    idx = _all_inputs(task)
+    assert torch.equal(back.model(idx), trained(idx)) and back.facts == {"seed": 0}
+    assert _same_rows(load_log(path, back))
+
+
+def test_an_unreadable_checkpoint_says_why_in_one_line(tmp_path, task, trained, monkeypatch):
+    path = save(tmp_path / "m.safetensors", Checkpoint(trained, task))
+    path.chmod(0)
+    try:
+        path.open("rb").close()
+    except PermissionError:
+        pass  # not root: the mode alone refuses it
+    else:  # root reads whatever the mode says: refuse it as the system refuses anyone else
+        real_open = builtins.open
+
+        def denied(file, *args, **kwargs):
+            if os.fspath(file) == os.fspath(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(CheckpointError) as e:
+        load(path)
+    assert str(e.value) == f"cannot read {path} (Permission denied)"

@@ -24,7 +24,12 @@ below) from the file alone, with the standard library::
 
 Format ``zeptogpt-1`` (written before models had several blocks) still loads: one block, the
 same tensors under their old names (``ln1.w``, ``W_Q``, ``W_in``, ``ln_f.b``, ...), no
-checksum; ``load`` renames them.
+checksum, no ``n_layer`` in its config; ``load`` renames them.
+
+Beside the checkpoint, ``save`` writes its training log (``zeptogpt.runlog``), whose first line
+repeats ``weights_sha256``. The log is put in place first and the checkpoint last, so a save
+interrupted between the two leaves a new log beside the old checkpoint, which ``load_log``
+refuses, as it does an old log beside a checkpoint saved again without one.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,14 +46,16 @@ from pathlib import Path
 
 import torch
 
+from zeptogpt.config import ModelConfig, variant_name
 from zeptogpt.files import from_fields, write_atomic
-from zeptogpt.model import ModelConfig, ZeptoGPT, variant_name
-from zeptogpt.runlog import Row, log_bytes, log_path
+from zeptogpt.model import ZeptoGPT
+from zeptogpt.runlog import Row, log_bytes, log_path, read_log
 from zeptogpt.task import SortTask
 
 FORMAT = "zeptogpt-2"  # what save writes; bump when the layout of the file changes
 FORMAT_1 = "zeptogpt-1"  # the one-block layout before it, still read (see _renamed_from_format_1)
 MAX_INPUTS = 10**7  # inputs of the largest task a checkpoint may claim (see load)
+MAX_BYTES = 2**30  # the largest file load reads: 268M float32 numbers, far past any model here
 RUNS_DIR = Path("runs")  # where checkpoints go by default; git ignores it
 
 # Format 1's weight names and the names the same weights have now (its one block is block 0).
@@ -89,17 +98,19 @@ def save(path: str | Path, checkpoint: Checkpoint, log: Sequence[Row] | None = N
     from safetensors.torch import save as to_bytes
 
     path = Path(path)
-    tensors = {k: v.detach().contiguous() for k, v in checkpoint.model.state_dict().items()}
+    tensors = _tensors(checkpoint.model)
+    checksum = weights_sha256(tensors)
     metadata = {
         "format": FORMAT,
         "config": json.dumps(checkpoint.model.config.to_dict()),
         "task": json.dumps(asdict(checkpoint.task)),
         "facts": json.dumps(checkpoint.facts),
-        "weights_sha256": weights_sha256(tensors),
+        "weights_sha256": checksum,
     }
     files = {path: to_bytes(tensors, metadata=metadata)}
-    if log is not None:
-        files = {log_path(path): log_bytes(log)} | files
+    if log is not None:  # renamed first: if the checkpoint's rename never comes, the log is
+        # the new file, and it names weights the old checkpoint does not have
+        files = {log_path(path): log_bytes(log, checksum)} | files
     write_atomic(files)
     return path
 
@@ -109,15 +120,14 @@ def load(path: str | Path) -> Checkpoint:
 
     Usage: ``model = load("runs/e6/model.safetensors").model``
     """
-    from safetensors import safe_open
+    from safetensors.torch import load as from_bytes
 
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+    data = _read_file(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = from_bytes(data)
+        n = int.from_bytes(data[:8], "little")  # valid now: the header's length, then the header
+        metadata = json.loads(data[8:8 + n]).get("__metadata__") or {}
     except Exception as e:  # the reader raises several types for truncated or foreign files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path} is not a readable safetensors file ({reason})") from None
@@ -138,13 +148,16 @@ def load(path: str | Path) -> Checkpoint:
                                   "(the file is damaged or was edited)")
     else:
         tensors = _renamed_from_format_1(path, tensors)
+    # Every field must be there: a default would quietly fill in for a lost one. Format 1
+    # predates n_layer, and had one block.
     try:
-        config = from_fields(ModelConfig, _json_object(path, metadata, "config"))
+        config = from_fields(ModelConfig, _json_object(path, metadata, "config"),
+                             optional=() if fmt == FORMAT else ("n_layer",))
     except ValueError as e:
         raise CheckpointError(
             f"{path} has a config that is not a ZeptoGPT architecture ({e})") from None
     try:
-        task = from_fields(SortTask, _json_object(path, metadata, "task"))
+        task = from_fields(SortTask, _json_object(path, metadata, "task"), optional=())
     except ValueError as e:
         raise CheckpointError(f"{path} has a task that is not a sorting task ({e})") from None
     facts = _json_object(path, metadata, "facts") if "facts" in metadata else {}
@@ -170,6 +183,44 @@ def load(path: str | Path) -> Checkpoint:
     model.load_state_dict(tensors)
     model.requires_grad_(False)
     return Checkpoint(model, task, facts)
+
+
+def load_log(path: str | Path, checkpoint: Checkpoint) -> list[Row]:
+    """The training log saved beside the checkpoint file ``path`` (``runlog.read_log`` rows),
+    refused with a one-line ``runlog.LogError`` if it was saved with other weights than
+    ``checkpoint``'s, the model in hand; a log from before logs named their weights is read
+    unchecked.
+
+    Usage: ``rows = load_log(path, load(path))``
+    """
+    return read_log(log_path(path), weights_sha256(_tensors(checkpoint.model)))
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of the file at ``path``, or CheckpointError with one line saying why not.
+
+    Read here, not by the safetensors reader, which opens only names that are valid UTF-8,
+    while ``save`` writes to any name the system takes. The size is checked before reading.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckpointError(f"no checkpoint at {path} (it is not a file)")
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(MAX_BYTES + 1) if size <= MAX_BYTES else b""
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as e:  # the real reason, e.g. Permission denied
+        raise CheckpointError(f"cannot read {path} ({e.strerror or e})") from None
+    if size > MAX_BYTES or len(data) > MAX_BYTES:
+        raise CheckpointError(f"{path} is larger than {MAX_BYTES:,} bytes, too large to be "
+                              "a checkpoint of this package")
+    return data
+
+
+def _tensors(model: ZeptoGPT) -> dict[str, torch.Tensor]:
+    """The weights as the file stores them, and as their checksum covers them."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
 
 
 def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:

@@ -206,7 +206,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         elif args.what == "weights":
             figure = plots.plot_weights(checkpoint.model, task)
         else:
-            figure = plots.plot_curves(_read_log(path), task.n_inputs)
+            figure = plots.plot_curves(_read_log(path, checkpoint), task.n_inputs)
         figures = {name: figure}
     for name, fig in figures.items():
         try:
@@ -332,11 +332,13 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
-def _read_log(checkpoint_path: Path):
-    from zeptogpt.runlog import LogError, log_path, read_log
+def _read_log(checkpoint_path: Path, checkpoint):
+    """The training log of the checkpoint file, refused unless it was saved with its weights."""
+    from zeptogpt.checkpoint import load_log
+    from zeptogpt.runlog import LogError
 
     try:
-        return read_log(log_path(checkpoint_path))
+        return load_log(checkpoint_path, checkpoint)
     except LogError as e:
         raise UserError(str(e)) from None
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from zeptogpt.anatomy import dissect, weight_list
-from zeptogpt.checkpoint import Checkpoint, describe
+from zeptogpt.checkpoint import Checkpoint, describe, load_log
 from zeptogpt.config import variant_name
 from zeptogpt.files import json_number
 from zeptogpt.task import InputError
@@ -75,7 +75,7 @@ class App:
     """The model and the answers of every route, with no HTTP in it (tests call it directly)."""
 
     def __init__(self, checkpoint: Checkpoint, checkpoint_path: str | Path) -> None:
-        from zeptogpt.runlog import LogError, log_path, read_log
+        from zeptogpt.runlog import LogError
 
         self.checkpoint = checkpoint
         self.lock = threading.Lock()  # one forward pass at a time: torch's own threads do the rest
@@ -85,7 +85,7 @@ class App:
         try:
             # JSON has no NaN (_send_json refuses it): a diverged step's loss is null, as in the log
             rows = [[step, json_number(loss), correct]
-                    for step, loss, correct in read_log(log_path(checkpoint_path))]
+                    for step, loss, correct in load_log(checkpoint_path, checkpoint)]
             curve = dict(rows=rows, note="")
         except LogError as e:
             curve = dict(rows=[], note=str(e))
