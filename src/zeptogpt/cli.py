@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from zeptogpt import commands
 from zeptogpt.commands import UserError
+from zeptogpt.task import InputError
 
 USAGE_ERROR = 2
 OUTPUT_ERROR = 1
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse's --help (0) and its one-line usage errors (2)
         sys.stdout.flush()
         return e.code if isinstance(e.code, int) else USAGE_ERROR
-    except UserError as e:
+    except (UserError, InputError) as e:
         print(f"{command}: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

@@ -8,10 +8,8 @@ CLI prints as one line.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
@@ -60,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`zeptogpt` / `zeptogpt run`: the main job: train, evaluate, trace, save, then sort."""
     from zeptogpt.evaluation import format_trace
+    from zeptogpt.inputs import prompt
     from zeptogpt.model import ZeptoGPT
 
     task, config = _model_config(args)
@@ -74,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_trace(checkpoint.model, task, x))
     _save(path, checkpoint, log)
     if sys.stdin is not None and sys.stdin.isatty():
-        _interactive(checkpoint)
+        prompt(checkpoint)
     return 0
 
 
@@ -87,12 +86,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sort(args: argparse.Namespace) -> int:
     """`zeptogpt sort`: sort the given inputs with the saved model, stdin a batch at a time."""
     from zeptogpt.evaluation import decode, format_trace
+    from zeptogpt.inputs import batches
 
     task, _ = _model_config(args)
-    batches = _inputs(task, args.inputs)  # the command line's inputs are checked here, before work
+    inputs = batches(task, args.inputs)  # checked here, before any work
     checkpoint = _load_or_train(args)
     model, task = checkpoint.model, checkpoint.task
-    for words in batches:
+    for words in inputs:
         unique = list(dict.fromkeys(words))  # 27 inputs exist: a long stdin repeats them
         answers = dict(zip(unique, decode(model, task, unique).outputs))
         if args.trace:
@@ -108,11 +108,12 @@ def cmd_sort(args: argparse.Namespace) -> int:
 def cmd_trace(args: argparse.Namespace) -> int:
     """`zeptogpt trace`: the step-by-step trace of each input."""
     from zeptogpt.evaluation import format_trace
+    from zeptogpt.inputs import batches
 
     task, _ = _model_config(args)
-    batches = _inputs(task, args.inputs)
+    inputs = batches(task, args.inputs)  # checked here, before any work
     checkpoint = _load_or_train(args)
-    for words in batches:
+    for words in inputs:
         for word in words:
             print(format_trace(checkpoint.model, checkpoint.task, word))
     return 0
@@ -405,90 +406,6 @@ def _parse(task, text: str, where: str = "") -> str:
         raise UserError(f"{where}{e}") from None
 
 
-STDIN_BATCH = 4096  # stdin lines sorted at a time: memory stays flat however long stdin is
-MAX_LINE = 1000  # characters in one stdin line: an input is a few letters, /dev/zero is not
-
-
-def _inputs(task, inputs: list[str]) -> Iterator[list[str]]:
-    """The inputs as batches of checked words, ``-`` standing for the lines of stdin.
-
-    The command line's inputs and stdin's first batch are checked now, before any work; the
-    rest of stdin is read as the batches are taken, so a later bad line stops the command at
-    that line, naming it, after the answers to the lines before it.
-    """
-    if inputs.count("-") > 1:
-        raise UserError("'-' (read stdin) can be given only once")
-    given = [None if x == "-" else _parse(task, x) for x in inputs]
-
-    def batches() -> Iterator[list[str]]:
-        for word in given:
-            yield from _stdin_batches(task) if word is None else [[word]]
-
-    stream = batches()
-    first = next(stream, None)  # read now: a bad first line is found before any training
-    return itertools.chain([] if first is None else [first], stream)
-
-
-def _stdin_batches(task) -> Iterator[list[str]]:
-    """Stdin's lines as checked words, ``STDIN_BATCH`` at a time (one at a time from a
-    terminal, so each typed line is answered at once)."""
-    stream = sys.stdin
-    if stream is None:
-        raise UserError("no inputs on stdin (it is closed)")
-    source = getattr(stream, "buffer", stream)  # bytes where we can: exact line numbers
-    size = 1 if stream.isatty() else STDIN_BATCH
-    batch: list[str] = []
-    known: dict[str | bytes, str] = {}  # line -> its checked word
-    n = 0
-    while line := source.readline(MAX_LINE + 1):
-        n += 1
-        if len(line) > MAX_LINE and line[-1:] not in ("\n", b"\n"):
-            raise UserError(f"stdin line {n} is longer than {MAX_LINE:,} characters: "
-                            f"expected {task.describe()}")
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UserError(f"stdin line {n} is not UTF-8 text") from None
-        word = known.get(line)
-        if word is None:
-            word = _parse(task, line, f"stdin line {n}: ")
-            if len(known) < STDIN_BATCH:  # a long stdin repeats a few inputs: check each once
-                known[line] = word
-        batch.append(word)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if n == 0:
-        raise UserError("no inputs on stdin")
-    if batch:
-        yield batch
-
-
 def _layout(task) -> list[str]:
     n = task.length
     return [f"x{i + 1}" for i in range(n)] + ["<sep>"] + [f"y{i + 1}" for i in range(n)]
-
-
-def _interactive(checkpoint) -> None:
-    """Sort what the user types until an empty line or EOF; bad input just asks again."""
-    from zeptogpt.evaluation import format_trace
-    from zeptogpt.task import InputError
-
-    task = checkpoint.task
-    while True:
-        try:
-            text = input(f"type letters to sort ({task.describe()}; empty line ends): ")
-        except EOFError:
-            print()
-            return
-        if not text.strip():
-            return
-        try:
-            word = task.parse(text)
-        except InputError as e:
-            print(f"error: {e}")
-            continue
-        print(format_trace(checkpoint.model, task, word))
-
-
