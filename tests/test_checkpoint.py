@@ -354,6 +354,8 @@ def test_metadata_that_only_looks_edited_still_loads(tmp_path, task, trained):
     (False, dict(config={"n_embd": 200_000}), "318 numbers) do not match"),
     # no weight depends on the context without positions, but its T x T mask is 160 GB
     (True, dict(config={"block_size": 200_001}, task={"length": 100_000}), "3^100000 inputs"),
+    # its parameter table has rows per block: 10**9 of them would fill memory
+    (False, dict(config={"n_layer": 10**9}), "(318 numbers) cannot hold the 1,000,000,000 blocks"),
 ])
 def test_implausible_sizes_are_refused_before_a_model_is_built(tmp_path, task, trained,
                                                                monkeypatch, nopos, changes,
@@ -465,3 +467,9 @@ def test_an_unreadable_checkpoint_says_why_in_one_line(tmp_path, task, trained, 
     with pytest.raises(CheckpointError) as e:
         load(path)
     assert str(e.value) == f"cannot read {path} (Permission denied)"
+
+
+def test_a_log_that_sorts_more_inputs_than_the_task_has_is_refused(tmp_path, task, trained):
+    path = save(tmp_path / "m.safetensors", Checkpoint(trained, task), [(0, 1.0, 28)])
+    with pytest.raises(LogError, match="counts more inputs sorted than the task's 27"):
+        load_log(path, load(path))

@@ -49,7 +49,7 @@ import torch
 from zeptogpt.config import ModelConfig, variant_name
 from zeptogpt.files import from_fields, write_atomic
 from zeptogpt.model import ZeptoGPT
-from zeptogpt.runlog import Row, log_bytes, log_path, read_log
+from zeptogpt.runlog import LogError, Row, log_bytes, log_path, read_log
 from zeptogpt.task import SortTask
 
 FORMAT = "zeptogpt-2"  # what save writes; bump when the layout of the file changes
@@ -170,6 +170,11 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: its task has {len(task.alphabet)}^{task.length} inputs, "
                               f"more than the {MAX_INPUTS:,} this package can enumerate")
     numbers = sum(v.numel() for v in tensors.values())
+    # Every block has weights, so more blocks than numbers cannot fit; checked first, as the
+    # parameter table has rows per block (a hand-edited n_layer of 10**9 would fill memory).
+    if config.n_layer > numbers:
+        raise CheckpointError(f"{path}: its weights ({numbers} numbers) cannot hold the "
+                              f"{config.n_layer:,} blocks of its config")
     if numbers != config.n_params:
         raise CheckpointError(f"{path}: its weights ({numbers} numbers) do not match its config "
                               f"{variant_name(config)} ({config.n_params} parameters)")
@@ -193,7 +198,11 @@ def load_log(path: str | Path, checkpoint: Checkpoint) -> list[Row]:
 
     Usage: ``rows = load_log(path, load(path))``
     """
-    return read_log(log_path(path), weights_sha256(_tensors(checkpoint.model)))
+    rows = read_log(log_path(path), weights_sha256(_tensors(checkpoint.model)))
+    total = checkpoint.task.n_inputs
+    if any(correct > total for _, _, correct in rows):
+        raise LogError(f"{log_path(path)} counts more inputs sorted than the task's {total}")
+    return rows
 
 
 def _read_file(path: Path) -> bytes:

@@ -1,9 +1,9 @@
 """Command line: parse the arguments, run the command (``zeptogpt.commands``), and turn every
 way it can end into an exit code. ``zeptogpt`` alone runs the main job.
 
-Nothing ends in a traceback: a user error is one line on stderr and exit 2, an output that
-cannot be written (a full disk, a closed pipe) one line and exit 1 (141 for a reader that left),
-Ctrl-C "interrupted" and exit 130, from the first line ``main`` runs.
+Nothing ends in a traceback: a user error is one line on stderr and exit 2; what the system
+refuses (an output that cannot be written, a name too long) one line and exit 1; a reader that
+left, exit 141; Ctrl-C, "interrupted" and exit 130, from the first line ``main`` runs.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from zeptogpt import commands
 from zeptogpt.commands import UserError
 from zeptogpt.task import InputError
 
-USAGE_ERROR = 2
-OUTPUT_ERROR = 1
+USAGE_ERROR = 2  # the user can fix it: one line that says what was expected
+FAULT = 1  # the system refused: a full disk, a closed terminal, a name too long
 COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve")
 PLOTS = ("attention", "lens", "weights", "curves")
 FALLBACK_SEED = "seed used if a checkpoint has to be trained first"
+MAX_MESSAGE = 200  # characters of an error message: it quotes what was typed, which can be 1 MB
 # What the output's marks become where stdout's encoding cannot show them (ASCII, Latin-1).
 PLAIN = str.maketrans({"✓": "ok", "✗": "x", "×": "x", "≥": ">=", "·": "-"})
 
@@ -34,7 +35,14 @@ class Parser(argparse.ArgumentParser):
     commands: dict[str, argparse.ArgumentParser]  # the subcommands' parsers, by name
 
     def error(self, message: str) -> NoReturn:
+        if len(message) > MAX_MESSAGE:  # argparse quotes what was typed, however long
+            message = message[:MAX_MESSAGE] + "..."
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """What was typed, quoted and cut to a readable size for an error message."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _integer(text: str, low: int, high: int, what: str) -> int:
@@ -43,7 +51,7 @@ def _integer(text: str, low: int, high: int, what: str) -> int:
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {_shown(text)}")
     return value
 
 
@@ -63,9 +71,9 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        value = float("nan")  # refused below, as NaN is
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {_shown(text)}")
     return value
 
 
@@ -73,7 +81,7 @@ def _file(text: str) -> Path:
     """An argparse type: a path naming a file. ``Path("out/")`` is ``out``, so a name that ends
     in a slash would quietly become a file where a folder was meant."""
     if not text or text.endswith(("/", os.sep)):
-        raise argparse.ArgumentTypeError(f"expected a file name, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a file name, got {_shown(text)}")
     return Path(text)
 
 
@@ -86,7 +94,7 @@ def _variant(text: str) -> str:
 
     if text not in VARIANTS:
         known = ", ".join(VARIANTS)
-        raise argparse.ArgumentTypeError(f"unknown variant {text!r} (known: {known})")
+        raise argparse.ArgumentTypeError(f"unknown variant {_shown(text)} (known: {known})")
     return text
 
 
@@ -225,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     Usage: ``main(["sort", "caa"])``
     """
     stdout, command = sys.stdout, "zeptogpt"
-    sys.stdout = Output(stdout)
+    # A closed stdout (`zeptogpt >&-`) is None: Python's print drops what goes there, and so
+    # does this, for every command alike.
+    sys.stdout = Output(stdout if stdout is not None else open(os.devnull, "w"))
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
@@ -255,7 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     except OutputError as e:
         _silence_stdout()
         print(f"{command}: error: cannot write the output ({e})", file=sys.stderr)
-        return OUTPUT_ERROR
+        return FAULT
+    except OSError as e:  # the system refused: a name too long, a file that cannot be read
+        where = f"{_shown(os.fsdecode(e.filename))}: " if e.filename else ""
+        print(f"{command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return FAULT
+    except MemoryError:
+        print(f"{command}: error: out of memory", file=sys.stderr)
+        return FAULT
     finally:
         sys.stdout = stdout
 

@@ -25,12 +25,36 @@ def run(args: argparse.Namespace) -> int:
     Usage: ``run(build_parser().parse_args(["sort", "caa"]))``
     """
     if args.command != "params":
-        import torch
-
+        torch = _import_torch()
         # One model's tensors are far too small to split across threads; a second thread only
         # adds waiting (a single-seed run was 4x slower with two threads on a busy machine).
         torch.set_num_threads(1)
     return COMMANDS[args.command](args)
+
+
+def _import_torch():
+    """``import torch``, with a Ctrl-C during it held until it is done, then raised.
+
+    A KeyboardInterrupt in the middle of torch's import is not always one: torch's C++ side
+    has aborted the process, lost the Ctrl-C, or refused a second import. Held, it costs the
+    rest of the import (about a second) and ends as "interrupted".
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only it gets signals
+        import torch
+
+        return torch
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        import torch
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+    return torch
 
 
 # --- the commands ---------------------------------------------------------------------------------

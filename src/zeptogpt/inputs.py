@@ -57,7 +57,7 @@ def stdin_batches(task: SortTask, stream: TextIO | None) -> Iterator[list[str]]:
     batch: list[str] = []
     known: dict[str, str] = {}  # line -> its checked word
     n = 0
-    while line := source.readline(MAX_LINE + 1):
+    while line := _read_line(source, n + 1):
         n += 1
         if len(line) > MAX_LINE and line[-1:] not in ("\n", b"\n"):
             raise InputError(f"stdin line {n} is longer than {MAX_LINE:,} characters: "
@@ -83,6 +83,15 @@ def stdin_batches(task: SortTask, stream: TextIO | None) -> Iterator[list[str]]:
         raise InputError("no inputs on stdin")
     if batch:
         yield batch
+
+
+def _read_line(source, n: int) -> str | bytes:
+    """Line ``n`` of stdin, at most MAX_LINE + 1 characters of it; InputError if stdin cannot
+    be read (open for writing only, a folder)."""
+    try:
+        return source.readline(MAX_LINE + 1)
+    except OSError as e:
+        raise InputError(f"cannot read stdin line {n} ({e.strerror or e})") from None
 
 
 def prompt(checkpoint) -> None:

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import math
+import os
 import re
+import stat
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +20,8 @@ from zeptogpt.files import from_fields, json_excerpt, json_number
 from zeptogpt.shards import train_sharded
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile
+
+MAX_SWEEP_BYTES = 64 * 2**20  # a sweep file's largest size: 10,000 seeds of 4 variants take 1 MB
 
 SEED_NOTES = {  # the seed's variants table, word for word
     "e6": "Default. Robust 27/27.",
@@ -211,7 +215,16 @@ def read_sweeps(path: str | Path) -> list[Sweep]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # Opened without waiting (a named pipe would block forever) and read only if it is a
+        # regular file of a sensible size: /dev/zero never ends.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise SweepFileError(f"{path} is not a regular file")
+            if info.st_size > MAX_SWEEP_BYTES:
+                raise SweepFileError(f"{path} is {info.st_size:,} bytes, more than any sweep "
+                                     f"writes ({MAX_SWEEP_BYTES:,})")
+            text = f.read(MAX_SWEEP_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = getattr(e, "strerror", None) or e
         raise SweepFileError(f"cannot read the sweep results {path}: {reason}") from None
