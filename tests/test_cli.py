@@ -425,11 +425,17 @@ def test_plot_curves_reads_only_a_regular_sweep_file(workdir, kind):
     assert p.stderr.endswith(f"{path} is not a regular file\n") and p.stderr.count("\n") == 1
 
 
-def test_a_name_too_long_is_one_line_and_exit_1(workdir):
+def test_a_name_too_long_is_a_usage_error(workdir):
     p = process("eval", "--checkpoint", "m" * 300 + ".safetensors", cwd=workdir)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert p.stderr.count("\n") == 1 and p.stderr.endswith("File name too long\n")
-    assert len(p.stderr) < 100
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert p.stderr.endswith("which has a name longer than 255 bytes\n")
+
+
+def test_what_the_system_refuses_is_one_line_and_exit_1(workdir):
+    """Each name fits, the whole path does not (4,096 bytes): the system says so, not us."""
+    p = process("eval", "--checkpoint", "/".join(["m" * 250] * 20), cwd=workdir)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert p.stderr.endswith("...': File name too long\n") and len(p.stderr) < 100
 
 
 def test_stdin_that_cannot_be_read_is_one_line(workdir, cli):

@@ -323,6 +323,18 @@ def test_beyond_the_cap_a_client_is_told_the_server_is_busy(limited):
     assert get_json(limited, "/api/info")[0] == 200
 
 
+def test_a_thread_that_cannot_start_is_a_503_not_a_dropped_connection(limited, monkeypatch):
+    """Under a memory limit, `can't start new thread`: the client is told, and the slot freed."""
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    status, answer = get_json(limited, "/api/info")  # the accept loop's thread already runs
+    assert status == 503 and "busy" in answer["error"]
+    monkeypatch.undo()
+    assert limited.open == 0 and get_json(limited, "/api/info")[0] == 200
+
+
 def leave_at_once(s):
     s.close()
 

@@ -24,6 +24,7 @@ FAULT = 1  # the system refused: a full disk, a closed terminal, a name too long
 COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve")
 PLOTS = ("attention", "lens", "weights", "curves")
 FALLBACK_SEED = "seed used if a checkpoint has to be trained first"
+NAME_MAX = 255  # bytes in one file or folder name: the common file systems' limit
 MAX_MESSAGE = 200  # characters of an error message: it quotes what was typed, which can be 1 MB
 # What the output's marks become where stdout's encoding cannot show them (ASCII, Latin-1).
 PLAIN = str.maketrans({"✓": "ok", "✗": "x", "×": "x", "≥": ">=", "·": "-"})
@@ -82,7 +83,11 @@ def _file(text: str) -> Path:
     in a slash would quietly become a file where a folder was meant."""
     if not text or text.endswith(("/", os.sep)):
         raise argparse.ArgumentTypeError(f"expected a file name, got {_shown(text)}")
-    return Path(text)
+    path = Path(text)
+    if any(len(os.fsencode(part)) > NAME_MAX for part in path.parts):
+        raise argparse.ArgumentTypeError(f"expected a file name, got {_shown(text)}, which has "
+                                         f"a name longer than {NAME_MAX} bytes")
+    return path
 
 
 def _port(text: str) -> int:

@@ -61,6 +61,7 @@ BUSY_WAIT = 5.0
 # or was reset; 128 let 300 idle clients stop the 195th from connecting. Linux caps it at
 # net.core.somaxconn (4096 by default).
 BACKLOG = socket.SOMAXCONN
+THREAD_STACK = 2 * 2**20  # bytes of stack per handler thread (see serve)
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -159,6 +160,9 @@ class Server(ThreadingHTTPServer):
             return
         try:
             super().process_request(request, client_address)  # starts the thread
+        except RuntimeError:  # "can't start new thread": out of memory or of threads
+            self._release()
+            self._refuse(request)
         except BaseException:
             self._release()
             raise
@@ -203,6 +207,9 @@ def make_server(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str =
 def serve(checkpoint: Checkpoint, checkpoint_path: str | Path, host: str = "127.0.0.1",
           port: int = 8000) -> None:
     """Serve until Ctrl-C, printing where, and a warning if other machines can open the page."""
+    # A handler thread runs a forward pass of a few hundred numbers: it needs far less than the
+    # usual 8 MB of stack, and 64 of those would take 512 MB of address space under a limit.
+    threading.stack_size(THREAD_STACK)
     server = make_server(checkpoint, checkpoint_path, host, port)
     url, warning = _where(server)
     print(f"Serving {describe(checkpoint)} from {checkpoint_path}")
