@@ -42,7 +42,7 @@ Every trial runs the real command as a process of its own, in a private temporar
 
 What it tries is fixed by --seed (trials are drawn per area, so --area does not change them);
 what happens may vary with timing (kills, signals, slow clients). It prints figures and asserts
-nothing. The full pass takes about 8 minutes on 2 cores, --quick (a third of the trials) 3.5.
+nothing. The full pass takes about 7 minutes on 2 cores, --quick (a third of the trials) 3.
 
 Usage: python bench/faults.py [--quick] [--seed N] [--area NAME ...] [--list] [--cli COMMAND]
 """
