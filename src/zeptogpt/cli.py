@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     stdout, command = sys.stdout, "zeptogpt"
     # A closed stdout (`zeptogpt >&-`) is None: Python's print drops what goes there, and so
     # does this, for every command alike.
-    sys.stdout = Output(stdout if stdout is not None else open(os.devnull, "w"))
+    sink = open(os.devnull, "w") if stdout is None else None
+    sys.stdout = Output(stdout if sink is None else sink)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         parser = build_parser()
@@ -280,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return FAULT
     finally:
         sys.stdout = stdout
+        if sink is not None:
+            sink.close()
 
 
 class OutputError(Exception):
