@@ -11,7 +11,16 @@ import torch
 import torch.nn.functional as F
 
 import zeptogpt.checkpoint
-from zeptogpt import Checkpoint, CheckpointError, ModelConfig, ZeptoGPT, evaluate, load, save
+from zeptogpt import (
+    Checkpoint,
+    CheckpointError,
+    ModelConfig,
+    SortTask,
+    ZeptoGPT,
+    evaluate,
+    load,
+    save,
+)
 from zeptogpt.checkpoint import load_log
 from zeptogpt.runlog import LogError, log_path, write_log
 
@@ -353,7 +362,10 @@ def test_metadata_that_only_looks_edited_still_loads(tmp_path, task, trained):
     # 4 * E * E attention weights alone: 160 GB if it were built
     (False, dict(config={"n_embd": 200_000}), "318 numbers) do not match"),
     # no weight depends on the context without positions, but its T x T mask is 160 GB
-    (True, dict(config={"block_size": 200_001}, task={"length": 100_000}), "3^100000 inputs"),
+    (True, dict(config={"block_size": 200_001}, task={"length": 100_000}),
+     "length must be from 1 to 32, got 100000"),
+    # every input is evaluated: 3^20 of them is too many
+    (True, dict(config={"block_size": 41}, task={"length": 20}), "3^20 inputs"),
     # its parameter table has rows per block: 10**9 of them would fill memory
     (False, dict(config={"n_layer": 10**9}), "(318 numbers) cannot hold the 1,000,000,000 blocks"),
 ])
@@ -473,3 +485,17 @@ def test_a_log_that_sorts_more_inputs_than_the_task_has_is_refused(tmp_path, tas
     path = save(tmp_path / "m.safetensors", Checkpoint(trained, task), [(0, 1.0, 28)])
     with pytest.raises(LogError, match="counts more inputs sorted than the task's 27"):
         load_log(path, load(path))
+
+
+@pytest.mark.parametrize("task", [SortTask("abc", 3, reverse=True), SortTask("+-*/", 2),
+                                  SortTask("0123456789", 2)], ids=lambda t: t.name)
+def test_a_checkpoint_keeps_its_task(tmp_path, task):
+    model = ZeptoGPT(ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len),
+                     torch.Generator().manual_seed(0))
+    assert load(save(tmp_path / "m.safetensors", Checkpoint(model, task))).task == task
+
+
+def test_a_checkpoint_from_before_reverse_sorts_smallest_first(tmp_path, task, trained):
+    """Format 2 came before the task had ``reverse``: a task without it is a forward one."""
+    path = _edited(tmp_path, trained, task, task=json.dumps({"alphabet": "abc", "length": 3}))
+    assert load(path).task == SortTask() and not load(path).task.reverse

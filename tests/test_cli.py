@@ -452,3 +452,40 @@ def test_an_error_never_echoes_a_huge_value(workdir, cli, flag):
     value = "9" * 100_000 + ("/" if flag == "--checkpoint" else "")
     code, out, err = cli("train", flag, value)
     assert code == 2 and out == "" and err.count("\n") == 1 and len(err) < 300
+
+
+# --- tasks ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--alphabet", "aab"], "needs at least 2 symbols, each once"),
+    (["--alphabet", "a b"], "without spaces"),
+    (["--alphabet", "a"], "needs at least 2 symbols"),
+    (["--alphabet", "ab\x01"], "printable"),
+    (["--length", "0"], "expected a length from 1 to 32"),
+    (["--length", "33"], "expected a length from 1 to 32"),
+    (["--task", "abc99"], "unknown task 'abc99' (known: abc3, abc6, digits5)"),
+])
+def test_bad_task_options_are_one_line_and_nothing_is_written(workdir, cli, flags, needle):
+    code, out, err = cli("train", *flags)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err
+    assert not (workdir / "runs").exists()
+
+
+def test_a_checkpoint_brings_its_task_and_a_conflicting_flag_is_refused(workdir, cli):
+    code, out, _ = cli("train", "--task", "abc3", "--reverse", "--checkpoint", "r.safetensors")
+    assert code == 0 and "Model accuracy on 27 triples: 27/27" in out
+    code, out, _ = cli("sort", "abc", "cab", "--checkpoint", "r.safetensors")  # no task flags
+    assert code == 0 and out.splitlines() == ["abc -> cba", "cab -> cba"]
+    code, _, err = cli("eval", "--checkpoint", "r.safetensors", "--length", "4")
+    assert code == 2 and err == ("zeptogpt eval: error: r.safetensors was trained for "
+                                 "abc3-reverse (sort 3 letters from {a, b, c}, largest first), "
+                                 "not the abcx4 asked for by --length 4\n")
+
+
+def test_each_task_has_its_own_default_checkpoint(workdir, cli):
+    code, out, _ = cli("sort", "0312", "--alphabet", "0123", "--length", "4")
+    assert code == 0 and out == "0312 -> 0123\n"
+    assert (workdir / "runs" / "0123x4-e6" / "model.safetensors").is_file()
+    assert not (workdir / "runs" / "e6").exists()
+    code, _, err = cli("sort", "0312")  # the seed's task, which has no checkpoint: it trains one
+    assert code == 2 and "'0312' has characters outside the alphabet" in err

@@ -1,7 +1,9 @@
+import dataclasses
+
 import pytest
 import torch
 
-from zeptogpt.task import IGNORE, SEP, InputError, SortTask
+from zeptogpt.task import IGNORE, SEP, TASKS, InputError, SortTask
 
 
 def test_vocabulary_and_layout(task):
@@ -57,7 +59,39 @@ def test_parse_rejects_with_one_line_naming_the_alphabet(task, text):
     assert "3 letters from {a, b, c}" in message
 
 
-def test_bad_task_definitions():
-    for kwargs in (dict(alphabet="aab"), dict(alphabet="A1"), dict(alphabet="a"), dict(length=0)):
-        with pytest.raises(ValueError):
-            SortTask(**kwargs)
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(alphabet="aab"), "2 symbols, each once"), (dict(alphabet="a"), "2 symbols, each once"),
+    (dict(alphabet="a b"), "without spaces"), (dict(alphabet="ab\x00"), "printable"),
+    (dict(alphabet="ab\t"), "without spaces"), (dict(length=0), "from 1 to 32"),
+    (dict(length=33), "from 1 to 32"),
+])
+def test_bad_task_definitions(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        SortTask(**kwargs)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_every_named_task_sorts_like_sorted(name, reverse):
+    task = dataclasses.replace(TASKS[name], reverse=reverse)
+    inputs, targets = task.dataset()
+    assert len(task.all_inputs()) == task.n_inputs == len(task.alphabet) ** task.length
+    for x, tgt in zip(task.all_inputs()[::97], targets[::97]):  # every 97th: digits5 has 100,000
+        answer = task.decode(tgt[task.answer])
+        assert answer == sorted(x, reverse=reverse) and task.target(x) == "".join(answer)
+
+
+def test_any_printable_alphabet_in_pythons_order():
+    task = SortTask("+-*/", 4)
+    assert task.vocab == (SEP, "*", "+", "-", "/")  # Python's order: * + - /
+    assert task.target("/+-*") == "*+-/" and task.describe() == "4 symbols from {*, +, -, /}"
+    assert task.name == "+-*/x4" and task.file_name == "u2b-u2au2fx4"
+    assert SortTask("0123456789", 5, reverse=True).name == "digits5-reverse"
+
+
+def test_case_matters_only_when_the_alphabet_has_capitals():
+    assert SortTask("abc").parse("CAB") == "cab" and SortTask("0123").parse("321") == "321"
+    capitals = SortTask("ABCxyz", 2)
+    assert capitals.parse("xA") == "xA" and capitals.target("xA") == "Ax"
+    with pytest.raises(InputError, match=r"outside the alphabet \('a'\): expected 2 letters"):
+        capitals.parse("ax")

@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from zeptogpt import ModelConfig, Recipe, ZeptoGPT, decode, evaluate, format_trace, train
+from zeptogpt import ModelConfig, Recipe, SortTask, ZeptoGPT, decode, evaluate, format_trace, train
 from zeptogpt.evaluation import greedy
 from zeptogpt.training import per_model_loss
 
@@ -203,3 +203,26 @@ def test_our_adam_is_torch_adamw_for_every_seed_alone():
             oracle.step()
         for name, p in alone.items():
             torch.testing.assert_close(ours.params[name][row], p.detach())
+
+
+@pytest.mark.parametrize("task", [SortTask("abc", 3, reverse=True), SortTask("0123", 3),
+                                  SortTask("+-*/", 2, reverse=True)], ids=lambda t: t.name)
+def test_other_tasks_train_and_decode_like_sorted(task):
+    config = ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len)
+    result = train(task, config, seeds=[0])
+    assert result.results[0].solved
+    outputs = decode(result.models[0], task, task.all_inputs()).outputs
+    assert outputs == ["".join(sorted(x, reverse=task.reverse)) for x in task.all_inputs()]
+    assert evaluate(result.models[0], task).correct == task.n_inputs
+
+
+def test_an_evaluation_of_many_inputs_prints_only_the_wrong_rows():
+    from zeptogpt.evaluation import ROWS_SHOWN, Evaluation
+
+    n = ROWS_SHOWN + 1
+    inputs = [f"{i:03d}" for i in range(n)]
+    wrong = list(inputs)
+    wrong[7] = "xxx"
+    text = str(Evaluation(inputs, wrong, inputs)).splitlines()
+    assert text == ["  007 -> xxx   target 007  ✗", f"Model accuracy on {n} triples: {n - 1}/{n}"]
+    assert len(str(Evaluation(inputs[:-1], wrong[:-1], inputs[:-1])).splitlines()) == n

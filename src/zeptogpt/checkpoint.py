@@ -83,9 +83,14 @@ class Checkpoint:
     facts: dict = field(default_factory=dict)  # seed, steps, accuracy, recipe, ...
 
 
-def default_path(config: ModelConfig, runs_dir: Path = RUNS_DIR) -> Path:
-    """Where the CLI keeps the checkpoint of an architecture: ``runs/e6/model.safetensors``."""
-    return Path(runs_dir) / variant_name(config) / "model.safetensors"
+def default_path(config: ModelConfig, task: SortTask | None = None,
+                 runs_dir: Path = RUNS_DIR) -> Path:
+    """Where the CLI keeps the checkpoint of an architecture for a task:
+    ``runs/e6/model.safetensors`` for the seed's task, ``runs/abc6-e6/model.safetensors``."""
+    folder = variant_name(config)
+    if task is not None and task.name != "abc3":
+        folder = f"{task.file_name}-{folder}"
+    return Path(runs_dir) / folder / "model.safetensors"
 
 
 def save(path: str | Path, checkpoint: Checkpoint, log: Sequence[Row] | None = None) -> Path:
@@ -157,7 +162,8 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             f"{path} has a config that is not a ZeptoGPT architecture ({e})") from None
     try:
-        task = from_fields(SortTask, _json_object(path, metadata, "task"), optional=())
+        # reverse came after format 2: a file without it sorts smallest first
+        task = from_fields(SortTask, _json_object(path, metadata, "task"), optional=("reverse",))
     except ValueError as e:
         raise CheckpointError(f"{path} has a task that is not a sorting task ({e})") from None
     facts = _json_object(path, metadata, "facts") if "facts" in metadata else {}

@@ -103,7 +103,40 @@ def _variant(text: str) -> str:
     return text
 
 
+def _task_name(text: str) -> str:
+    from zeptogpt.task import TASKS
+
+    if text not in TASKS:
+        raise argparse.ArgumentTypeError(f"unknown task {_shown(text)} (known: {', '.join(TASKS)})")
+    return text
+
+
+def _alphabet(text: str) -> str:
+    from zeptogpt.task import SortTask
+
+    try:
+        SortTask(alphabet=text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _add_task_options(p: argparse.ArgumentParser) -> None:
+    from zeptogpt.task import MAX_LENGTH
+
+    p.add_argument("--task", type=_task_name, metavar="NAME",
+                   help="named task: abc3 (the seed's, default), abc6, digits5")
+    p.add_argument("--alphabet", type=_alphabet, metavar="SYMBOLS",
+                   help="the symbols to sort, in Python's order (e.g. 0123456789); overrides "
+                        "the task's")
+    p.add_argument("--length", type=_up_to(MAX_LENGTH, "a length"), metavar="N",
+                   help="symbols per input (overrides the task's)")
+    p.add_argument("--reverse", action="store_const", const=True,
+                   help="sort largest first, as sorted(x, reverse=True)")
+
+
 def _add_model_options(p: argparse.ArgumentParser, checkpoint: bool = True) -> None:
+    _add_task_options(p)
     p.add_argument("--variant", type=_variant, metavar="NAME",
                    help="named architecture: e6 (318, default), e6-nopos (276), "
                         "e4-nopos (136), e8-mlp2 (648)")
@@ -156,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(train)
     _add_train_options(train)
 
-    ev = sub.add_parser("eval", help="sort all 27 inputs with the saved model, ✓/✗ each")
+    ev = sub.add_parser("eval", help="sort every input with the saved model, ✓/✗ each")
     _add_model_options(ev)
     _add_seed_option(ev, FALLBACK_SEED)
 
@@ -177,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(params, checkpoint=False)
 
     sweep = sub.add_parser("sweep", help="train many seeds at once and measure reliability")
+    _add_task_options(sweep)
     which = sweep.add_mutually_exclusive_group()
     which.add_argument("--variant", type=_variant, default="e6", metavar="NAME",
                        help="the variant to sweep (default e6)")

@@ -72,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from zeptogpt.model import ZeptoGPT
 
     print(ZeptoGPT(config))
-    path = _checkpoint_path(args, config)
+    path = _checkpoint_path(args, task, config)
     checkpoint, log = _train(args, task, config, _recipe(args))
     print(_evaluation(checkpoint).splitlines()[-1])
     _save(path, checkpoint, log)
@@ -87,9 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     task, config = _model_config(args)
     print(ZeptoGPT(config))
-    print(f"Task: sort {task.describe()}; sequence [{', '.join(_layout(task))}]")
+    print(f"Task: {task.title()}; sequence [{', '.join(_layout(task))}]")
     print(config.format_params())
-    path = _checkpoint_path(args, config)
+    path = _checkpoint_path(args, task, config)
     checkpoint, log = _train(args, task, config, _recipe(args))
     print(f"Evaluation on all {task.n_inputs} inputs (greedy, <sep> forbidden after <sep>):")
     print(_evaluation(checkpoint))
@@ -112,10 +112,11 @@ def cmd_sort(args: argparse.Namespace) -> int:
     from zeptogpt.evaluation import decode, format_trace
     from zeptogpt.inputs import batches
 
-    task, _ = _model_config(args)
+    saved = _saved(args)
+    task = saved.task if saved is not None else _task(args)
     inputs = batches(task, args.inputs)  # checked here, before any work
-    checkpoint = _load_or_train(args)
-    model, task = checkpoint.model, checkpoint.task
+    checkpoint = saved or _load_or_train(args)
+    model = checkpoint.model
     for words in inputs:
         unique = list(dict.fromkeys(words))  # 27 inputs exist: a long stdin repeats them
         answers = dict(zip(unique, decode(model, task, unique).outputs))
@@ -134,9 +135,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from zeptogpt.evaluation import format_trace
     from zeptogpt.inputs import batches
 
-    task, _ = _model_config(args)
+    saved = _saved(args)
+    task = saved.task if saved is not None else _task(args)
     inputs = batches(task, args.inputs)  # checked here, before any work
-    checkpoint = _load_or_train(args)
+    checkpoint = saved or _load_or_train(args)
     for words in inputs:
         for word in words:
             print(format_trace(checkpoint.model, checkpoint.task, word))
@@ -158,11 +160,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         to_json,
         variants_table,
     )
-    from zeptogpt.task import SortTask
-
     names = list(VARIANTS) if args.all_variants else [args.variant]
     recipe = _recipe(args)
-    swept = "variants" if args.all_variants else args.variant
+    task = _task(args)
+    swept = "" if task.name == "abc3" else f"{task.file_name}-"
+    swept += "variants" if args.all_variants else args.variant
     swept += f"-{args.layers}layers" if args.layers > 1 else ""
     stem = result_name(swept, args.seeds, args.first_seed, recipe)
     json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
@@ -173,7 +175,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--json and --csv name the same file, {json_path}")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
-    task = SortTask()
     shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
     sweeps = []
     for name in names:
@@ -200,7 +201,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401 (checked here so its absence is one line, not a traceback)
     except ImportError:
         raise UserError("plotting needs matplotlib: pip install matplotlib") from None
-    task, config = _model_config(args)
+    saved = _saved(args) if args.sweep is None else None
+    task = saved.task if saved is not None else _task(args)
     if args.what in ("attention", "lens"):
         if args.input is None:
             raise UserError(f"plot {args.what} needs an INPUT, e.g. zeptogpt plot {args.what} caa")
@@ -218,11 +220,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
                    for s in sweeps}
         out = out if out is not None else args.sweep.parent
     else:
-        path = _checkpoint_path(args, config)
+        path = _checkpoint_path(args, task, _model_config(args, task)[1])
         name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
         if out is not None:  # refuse before any training, not after
             _check_writable(Path(out) / f"{name}.png")
-        checkpoint = _load_or_train(args)
+        checkpoint = saved or _load_or_train(args)
         out = out if out is not None else path.parent
         if args.what == "attention":
             figure = plots.plot_attention(checkpoint.model, task, word)
@@ -246,12 +248,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from zeptogpt.serve import serve
 
     task, config = _model_config(args)
-    path = _checkpoint_path(args, config)
+    path = _checkpoint_path(args, task, config)
     if not path.exists():
-        how = " ".join(["zeptogpt train", *_architecture_flags(args),
+        how = " ".join(["zeptogpt train", *_task_flags(args), *_architecture_flags(args),
                         *([f"--checkpoint {path}"] * (args.checkpoint is not None))])
         raise UserError(f"no checkpoint at {path}: run `{how}` first")
-    checkpoint = _load(args, path, task, config)
+    checkpoint = _load(args, path)
     try:
         serve(checkpoint, path, host=args.host, port=args.port)
     except OSError as e:
@@ -266,12 +268,33 @@ COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trac
 
 # --- pieces the commands share ------------------------------------------------------------------
 
-def _model_config(args: argparse.Namespace):
-    """The task and the architecture the flags ask for."""
-    from zeptogpt.config import variant_config
-    from zeptogpt.task import SortTask
+def _task(args: argparse.Namespace):
+    """The task the flags ask for: a named one (default ``abc3``, the seed's), changed by
+    ``--alphabet``, ``--length`` and ``--reverse``."""
+    import dataclasses
 
-    task = SortTask()
+    from zeptogpt.task import TASKS
+
+    changes = dict(alphabet=args.alphabet, length=args.length, reverse=args.reverse)
+    try:
+        return dataclasses.replace(TASKS[args.task or "abc3"],
+                                   **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _task_flags(args: argparse.Namespace) -> list[str]:
+    """The task options given on the command line, as they were typed."""
+    given = (("task", args.task), ("alphabet", args.alphabet), ("length", args.length))
+    flags = [f"--{name} {value}" for name, value in given if value is not None]
+    return flags + (["--reverse"] if args.reverse else [])
+
+
+def _model_config(args: argparse.Namespace, task=None):
+    """The task (the flags', unless given) and the architecture the flags ask for, sized for it."""
+    from zeptogpt.config import variant_config
+
+    task = _task(args) if task is None else task
     flags = dict(n_embd=args.embed, n_head=args.heads, mlp_mult=args.mlp, pos_embed=args.pos,
                  n_layer=args.layers)
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -291,10 +314,10 @@ def _architecture_flags(args: argparse.Namespace) -> list[str]:
     return flags + ([] if args.pos is None else ["--pos" if args.pos else "--no-pos"])
 
 
-def _checkpoint_path(args: argparse.Namespace, config) -> Path:
+def _checkpoint_path(args: argparse.Namespace, task, config) -> Path:
     from zeptogpt.checkpoint import default_path
 
-    return args.checkpoint if args.checkpoint is not None else default_path(config)
+    return args.checkpoint if args.checkpoint is not None else default_path(config, task)
 
 
 def _recipe(args: argparse.Namespace):
@@ -315,7 +338,7 @@ def _train(args: argparse.Namespace, task, config, recipe):
     from zeptogpt.runlog import log_path
     from zeptogpt.training import train
 
-    path = _checkpoint_path(args, config)
+    path = _checkpoint_path(args, task, config)
     for output in (path, log_path(path)):  # refuse before training, not after
         _check_writable(output)
     data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
@@ -383,20 +406,31 @@ def _load_or_train(args: argparse.Namespace):
 
     from zeptogpt.training import Recipe
 
+    saved = _saved(args)
+    if saved is not None:
+        return saved
     task, config = _model_config(args)
-    path = _checkpoint_path(args, config)
+    path = _checkpoint_path(args, task, config)
+    print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
+    with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
+        checkpoint, log = _train(args, task, config, Recipe())
+        _save(path, checkpoint, log)
+    return checkpoint
+
+
+def _saved(args: argparse.Namespace):
+    """The checkpoint the flags name (``--checkpoint``, or the default path of their task and
+    architecture), checked against the flags; None if there is none at the default path yet."""
+    task, config = _model_config(args)
+    path = _checkpoint_path(args, task, config)
     if args.checkpoint is None and not path.exists():
-        print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
-        with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
-            checkpoint, log = _train(args, task, config, Recipe())
-            _save(path, checkpoint, log)
-        return checkpoint
-    return _load(args, path, task, config)
+        return None
+    return _load(args, path)
 
 
-def _load(args: argparse.Namespace, path: Path, task, config):
-    """The checkpoint at ``path``, refused unless it is for ``task`` and, when architecture
-    flags were given, of the ``config`` they ask for."""
+def _load(args: argparse.Namespace, path: Path):
+    """The checkpoint at ``path``, refused unless the task and architecture flags given, if
+    any, describe it. Without task flags its task is taken as it is."""
     from zeptogpt.checkpoint import CheckpointError, load
     from zeptogpt.config import variant_name
 
@@ -406,8 +440,12 @@ def _load(args: argparse.Namespace, path: Path, task, config):
         checkpoint = load(path)
     except CheckpointError as e:
         raise UserError(str(e)) from None
-    if checkpoint.task != task:
-        raise UserError(f"{path} was trained for another task ({checkpoint.task.describe()})")
+    task = _task(args)
+    flags = " ".join(_task_flags(args))
+    if flags and checkpoint.task != task:
+        raise UserError(f"{path} was trained for {checkpoint.task.name} "
+                        f"({checkpoint.task.title()}), not the {task.name} asked for by {flags}")
+    _, config = _model_config(args, checkpoint.task)
     flags = " ".join(_architecture_flags(args))
     if flags and checkpoint.model.config != config:
         raise UserError(f"{path} holds {variant_name(checkpoint.model.config)}, not the "

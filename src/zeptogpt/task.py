@@ -1,15 +1,20 @@
 """The sorting task: vocabulary, encoding, every input, and which positions the loss sees.
 
-A sequence is the input, a separator, then the input sorted the way Python's ``sorted()`` does::
+A sequence is the input, a separator, then the input sorted the way Python's ``sorted()`` does
+(``reverse=True``: largest first)::
 
     x1 x2 x3 <sep> y1 y2 y3        e.g.  c a a <sep> a a c
 
-Everything the rest of the package knows about the data comes from a ``SortTask``.
+The symbols are any distinct printable characters but spaces (``abc``, ``0123456789``,
+``+-*/``), in Python's order. Everything the rest of the package knows about the data comes
+from a ``SortTask``; ``TASKS`` names the common ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +23,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so `zeptogpt para
 
 SEP = "<sep>"
 IGNORE = -1  # target id that the loss skips (the prompt positions, whose next token is random)
+MAX_LENGTH = 32  # symbols per input: the context is 2 * length + 1 tokens
 
 
 class InputError(ValueError):
@@ -26,26 +32,57 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class SortTask:
-    """Sort ``length`` letters drawn from ``alphabet``, duplicates allowed.
+    """Sort ``length`` symbols drawn from ``alphabet``, duplicates allowed.
 
-    Usage: ``task = SortTask(); task.encode(task.sequence("caa"))``
+    Usage: ``task = SortTask("0123456789", 5, reverse=True); task.target("31415") == "54311"``
     """
 
-    alphabet: str = "abc"  # the letters; sorted order is Python's order of these characters
-    length: int = 3  # letters per input (and per output)
+    alphabet: str = "abc"  # the symbols; sorted order is Python's order of these characters
+    length: int = 3  # symbols per input (and per output)
+    reverse: bool = False  # sorted(x, reverse=True): largest first
 
     def __post_init__(self) -> None:
-        letters = self.alphabet
-        if not (letters.isascii() and letters.isalpha() and letters.islower()):
-            raise ValueError(f"alphabet must be lowercase ASCII letters, got {letters!r}")
-        if len(set(letters)) != len(letters) or len(letters) < 2:
-            raise ValueError(f"alphabet needs at least 2 distinct letters, got {letters!r}")
-        if self.length < 1:
-            raise ValueError(f"length must be at least 1, got {self.length}")
+        symbols = self.alphabet
+        shown = _shorten(symbols)
+        if not all(c.isprintable() and not c.isspace() for c in symbols):
+            raise ValueError(f"alphabet must be printable characters without spaces, got {shown}")
+        if len(set(symbols)) != len(symbols) or len(symbols) < 2:
+            raise ValueError(f"alphabet needs at least 2 symbols, each once, got {shown}")
+        if not 1 <= self.length <= MAX_LENGTH:
+            raise ValueError(f"length must be from 1 to {MAX_LENGTH}, got {self.length}")
+
+    @property
+    def name(self) -> str:
+        """The task's name: its name in ``TASKS``, or one built from its definition, with
+        ``-reverse`` for largest first: ``abc6``, ``digits5-reverse``, ``+-*/x4``."""
+        forward = dataclasses.replace(self, reverse=False)
+        base = next((name for name, task in TASKS.items() if task == forward),
+                    f"{self.alphabet}x{self.length}")
+        return base + ("-reverse" if self.reverse else "")
+
+    @property
+    def file_name(self) -> str:
+        """The name as a file name can hold it, any other character as ``u`` and its code:
+        ``abc6``, ``u2b-u2au2fx4`` for ``+-*/x4``."""
+        return re.sub(r"[^A-Za-z0-9_-]", lambda m: f"u{ord(m[0]):x}", self.name)
+
+    @property
+    def kind(self) -> str:
+        """What its symbols are called in messages: ``letters`` or ``symbols``."""
+        return "letters" if self.alphabet.isalpha() else "symbols"
+
+    @property
+    def case_insensitive(self) -> bool:
+        """Inputs are read in any case when the alphabet has no capitals (``abc``, digits)."""
+        return self.alphabet == self.alphabet.lower()
+
+    def target(self, x: str) -> str:
+        """The answer to input ``x``: ``sorted(x)`` (reversed for ``reverse``) as a string."""
+        return "".join(sorted(x, reverse=self.reverse))
 
     @property
     def vocab(self) -> tuple[str, ...]:
-        """Token strings by id: the separator is id 0, then the letters in sorted order."""
+        """Token strings by id: the separator is id 0, then the symbols in sorted order."""
         return (SEP, *sorted(self.alphabet))
 
     @property
@@ -71,8 +108,17 @@ class SortTask:
         return len(self.alphabet) ** self.length
 
     def describe(self) -> str:
-        """What an input must look like, for error messages: ``3 letters from {a, b, c}``."""
-        return f"{self.length} letters from {{{', '.join(sorted(self.alphabet))}}}"
+        """What an input must look like, for error messages: ``3 letters from {a, b, c}``,
+        ``5 symbols from {0, 1, 2, ..., 9}``."""
+        symbols = sorted(self.alphabet)
+        shown = symbols if len(symbols) <= 6 else [*symbols[:3], "...", symbols[-1]]
+        kind = self.kind
+        return f"{self.length} {kind} from {{{', '.join(shown)}}}"
+
+    def title(self) -> str:
+        """What the task is, for headings: ``sort 3 letters from {a, b, c}``, and for
+        ``reverse`` ``..., largest first``."""
+        return f"sort {self.describe()}" + (", largest first" if self.reverse else "")
 
     def all_inputs(self) -> list[str]:
         """Every possible input in lexicographic order (27 for the default task)."""
@@ -80,7 +126,7 @@ class SortTask:
 
     def sequence(self, x: str) -> list[str]:
         """The full token sequence for input ``x``: ``['c','a','a','<sep>','a','a','c']``."""
-        return [*x, SEP, *sorted(x)]
+        return [*x, SEP, *self.target(x)]
 
     def encode(self, tokens: list[str] | str) -> list[int]:
         """Token strings (or a string of letters) to ids; KeyError on an unknown token."""
@@ -92,24 +138,25 @@ class SortTask:
         return [self.vocab[int(i)] for i in ids]
 
     def parse(self, text: str) -> str:
-        """A user's input, checked and lower-cased, or an InputError that says what was expected.
+        """A user's input, checked (and lower-cased where case does not matter), or an
+        InputError that says what was expected.
 
         Usage: ``task.parse("CAA") == "caa"``
         """
-        expected = f"expected {self.describe()} (case-insensitive)"
+        letters = any(c.isalpha() for c in self.alphabet)
+        expected = f"expected {self.describe()}" + (
+            " (case-insensitive)" if self.case_insensitive and letters else "")
         cleaned = text.strip()
         if not cleaned:
             raise InputError(f"empty input: {expected}")
         shown = _shorten(cleaned)
-        if not cleaned.isascii():
-            raise InputError(f"{shown} has non-ASCII characters: {expected}")
-        word = cleaned.lower()
+        word = cleaned.lower() if self.case_insensitive else cleaned
         bad = sorted(set(word) - set(self.alphabet))
         if bad:
             listed = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
             raise InputError(f"{shown} has characters outside the alphabet ({listed}): {expected}")
         if len(word) != self.length:
-            raise InputError(f"{shown} has {len(word)} letters: {expected}")
+            raise InputError(f"{shown} has {len(word)} {self.kind}: {expected}")
         return word
 
     def dataset(self, objective: str = "answer") -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,3 +184,12 @@ OBJECTIVES = ("answer", "full")
 def _shorten(text: str, limit: int = 24) -> str:
     """repr() of the text cut to a readable size, so a 1 MB line does not flood the terminal."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# The named tasks: the seed's, minGPT's and llm-viz's sort demo (6 of {a, b, c}; theirs take 85,000
+# parameters), and 5 decimal digits, the largest whose 100,000 inputs every step still trains on.
+TASKS: dict[str, SortTask] = {
+    "abc3": SortTask(),
+    "abc6": SortTask("abc", 6),
+    "digits5": SortTask("0123456789", 5),
+}
