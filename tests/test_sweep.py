@@ -10,6 +10,7 @@ from zeptogpt import ModelConfig, Recipe
 from zeptogpt.sweep import (
     Sweep,
     SweepFileError,
+    format_summary,
     from_csv,
     from_json,
     read_sweeps,
@@ -68,6 +69,22 @@ def test_variants_table_keeps_the_seed_words(small_sweep):
     assert "| E=6, H=2, MLP×1, pos=ON | 318 | Default. Robust 27/27. |" in table
     s = small_sweep.summary
     assert f"{100 * s.share_solved:.1f} % ({s.solved}/24)" in table
+
+
+def test_a_sweep_of_another_task_says_which_and_counts_its_inputs(tmp_path):
+    from zeptogpt import SortTask
+
+    task = SortTask("0123", 2, reverse=True)
+    config = ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len)
+    sweep = run_sweep(task, config, 4, Recipe(max_steps=300))
+    assert (sweep.summary.task, sweep.summary.inputs) == ("0123x2-reverse", 16)
+    table = variants_table([sweep.summary])
+    assert "Solved (16/16, p ≥ 0.9)" in table and "Seed's notes" not in table
+    path = tmp_path / "s.json"
+    path.write_text(to_json([sweep]))
+    assert read_sweeps(path)[0].summary == sweep.summary
+    assert format_summary(sweep.summary).startswith(
+        f"e6 (0123x2-reverse, {config.n_params} params)")
 
 
 def test_sweep_command_prints_and_saves(tmp_path, cli):

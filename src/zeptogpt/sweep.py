@@ -39,13 +39,15 @@ class SweepSummary:
     params: int  # trainable parameters
     seeds: int  # seeds tried (first_seed .. first_seed + seeds - 1)
     first_seed: int  # the first of them
-    solved: int  # seeds that reached 27/27 greedy with every answer token at p >= margin
+    solved: int  # seeds that sorted every input greedy with every answer token at p >= margin
     step_limit: int  # a seed not solved by then is a failure
     median_steps: float  # over the solved seeds; nan when none solved
     p90_steps: float  # 90th percentile (nearest rank) over the solved seeds
     worst_margin: float  # lowest probability of a correct answer token among solved seeds
     wall_seconds: float  # the whole batched run, start to last verdict
     model_steps: int  # seed-steps actually computed: seeds leave the batch at their verdict
+    task: str = "abc3"  # the task's name (SortTask.name); files from before tasks had names: abc3
+    inputs: int = 27  # the task's inputs, all of which a solved seed sorts
 
     @property
     def share_solved(self) -> float:
@@ -91,7 +93,8 @@ def run_sweep(
         variant=variant_name(config), params=config.n_params, seeds=seeds, first_seed=first_seed,
         solved=len(solved), step_limit=recipe.max_steps, median_steps=solved_median(steps),
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
-        wall_seconds=round(wall, 3), model_steps=result.model_steps)
+        wall_seconds=round(wall, 3), model_steps=result.model_steps, task=task.name,
+        inputs=task.n_inputs)
     return Sweep(summary, steps, recipe)
 
 
@@ -122,23 +125,28 @@ def result_name(variant: str, seeds: int, first_seed: int, recipe: Recipe) -> st
 
 def format_summary(s: SweepSummary) -> str:
     """A few lines for the terminal."""
-    return (f"{s.variant} ({s.params} params): {s.solved}/{s.seeds} seeds solved "
+    task = "" if s.task == "abc3" else f"{s.task}, "
+    return (f"{s.variant} ({task}{s.params} params): {s.solved}/{s.seeds} seeds solved "
             f"({100 * s.share_solved:.1f} %) within {s.step_limit} steps; steps to solve "
             f"median {s.median_steps:g}, p90 {s.p90_steps:g}; worst margin {s.worst_margin:.3f}; "
             f"{s.wall_seconds:.1f} s wall, {s.model_steps} seed-steps")
 
 
 def variants_table(summaries: Sequence[SweepSummary]) -> str:
-    """The seed's variants table (markdown) with the measured columns beside its words."""
-    lines = ["| Variant | Params | Seed's notes | Solved (27/27, p ≥ 0.9) | Median steps | "
-             "p90 steps | Worst margin | Wall |",
-             "|---|---|---|---|---|---|---|---|"]
+    """The seed's variants table (markdown) with the measured columns beside its words (the
+    seed's notes only for the seed's task, which they are about)."""
+    n = summaries[0].inputs if summaries else 27
+    notes = all(s.task == "abc3" for s in summaries)
+    lines = ["| Variant | Params | " + ("Seed's notes | " if notes else "")
+             + f"Solved ({n}/{n}, p ≥ 0.9) | Median steps | p90 steps | Worst margin | Wall |",
+             "|---" * (8 if notes else 7) + "|"]
     for s in summaries:
         arch = VARIANTS.get(s.variant)
         name = (f"E={arch['n_embd']}, H={arch['n_head']}, MLP×{arch['mlp_mult']}, "
                 f"pos={'ON' if arch['pos_embed'] else 'OFF'}") if arch else s.variant
+        note = f"{SEED_NOTES.get(s.variant, '')} | " if notes else ""
         lines.append(
-            f"| {name} | {s.params} | {SEED_NOTES.get(s.variant, '')} | "
+            f"| {name} | {s.params} | {note}"
             f"{100 * s.share_solved:.1f} % ({s.solved}/{s.seeds}) | {s.median_steps:g} | "
             f"{s.p90_steps:g} | {s.worst_margin:.3f} | {s.wall_seconds:.1f} s |")
     return "\n".join(lines)
