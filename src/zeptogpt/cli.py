@@ -125,7 +125,7 @@ def _add_task_options(p: argparse.ArgumentParser) -> None:
     from zeptogpt.task import MAX_LENGTH
 
     p.add_argument("--task", type=_task_name, metavar="NAME",
-                   help="named task: abc3 (the seed's, default), abc6, digits5")
+                   help="named task: abc3 (the seed's, default), abc6, digits4")
     p.add_argument("--alphabet", type=_alphabet, metavar="SYMBOLS",
                    help="the symbols to sort, in Python's order (e.g. 0123456789); overrides "
                         "the task's")

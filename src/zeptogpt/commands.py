@@ -69,6 +69,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """`zeptogpt train`: train one seed and save its checkpoint and log."""
     task, config = _model_config(args)
+    _check_trainable(task)
     from zeptogpt.model import ZeptoGPT
 
     print(ZeptoGPT(config))
@@ -86,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from zeptogpt.model import ZeptoGPT
 
     task, config = _model_config(args)
+    _check_trainable(task)
     print(ZeptoGPT(config))
     print(f"Task: {task.title()}; sequence [{', '.join(_layout(task))}]")
     print(config.format_params())
@@ -175,6 +177,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--json and --csv name the same file, {json_path}")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
+    _check_trainable(task)
     shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
     sweeps = []
     for name in names:
@@ -359,6 +362,16 @@ def _train(args: argparse.Namespace, task, config, recipe):
     return Checkpoint(result.models[0], task, facts), r.log
 
 
+def _check_trainable(task) -> None:
+    """Refuse a task too large to train on every input at every step, before memory runs out."""
+    from zeptogpt.task import FULL_BATCH_LIMIT
+
+    if task.n_inputs > FULL_BATCH_LIMIT:
+        raise UserError(f"{task.name} has {task.n_inputs:,} inputs: training takes at most "
+                        f"{FULL_BATCH_LIMIT:,} (every input, every step); choose a shorter "
+                        "length or a smaller alphabet")
+
+
 def _save(path: Path, checkpoint, log) -> None:
     """The checkpoint and, beside it, its training log: both or neither."""
     from zeptogpt.checkpoint import save
@@ -410,6 +423,7 @@ def _load_or_train(args: argparse.Namespace):
     if saved is not None:
         return saved
     task, config = _model_config(args)
+    _check_trainable(task)
     path = _checkpoint_path(args, task, config)
     print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
     with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
