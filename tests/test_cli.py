@@ -498,3 +498,12 @@ def test_a_task_too_large_to_train_whole_is_refused_before_training(workdir, cli
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "0123456789x5 has 100,000 inputs: training takes at most 20,000" in err
     assert not (workdir / "runs").exists()
+
+
+def test_the_main_job_traces_inputs_of_its_task(workdir, cli):
+    code, out, _ = cli("run", "--task", "abc6")
+    traces = [line for line in out.splitlines() if line.startswith("  full [")]
+    assert code == 0 and len(traces) == 3 and "Model accuracy on 729 inputs: 729/729" in out
+    for line in traces:  # "  full [c, a, ..., <sep>, a, ...] -> outputs [a, ...]"
+        given = line.split("[")[1].split(", <sep>")[0].split(", ")
+        assert line.endswith(f"-> outputs [{', '.join(sorted(given))}]") and len(given) == 6

@@ -104,6 +104,7 @@ def format_trace(model: ZeptoGPT, task: SortTask, x: str) -> str:
 
     Usage: ``print(format_trace(model, task, "caa"))``
     """
+    x = task.parse(x)  # InputError, not an index out of range, for an input of another task
     d = decode(model, task, [x])
     tokens = task.decode(d.ids[0])
     c = model.config
