@@ -95,3 +95,20 @@ def test_case_matters_only_when_the_alphabet_has_capitals():
     assert capitals.parse("xA") == "xA" and capitals.target("xA") == "Ax"
     with pytest.raises(InputError, match=r"outside the alphabet \('a'\): expected 2 letters"):
         capitals.parse("ax")
+
+
+def test_the_evaluation_set_is_every_input_or_a_fixed_sample_with_every_edge_case():
+    small = SortTask("abc", 6)
+    assert small.evaluation_inputs() == small.all_inputs()
+    big = SortTask("0123456789", 10)  # 10^10 inputs
+    inputs = big.evaluation_inputs(sample=1000)
+    assert inputs == big.evaluation_inputs(sample=1000)  # the same set every time
+    assert inputs != big.evaluation_inputs(sample=1000, seed=1)
+    assert 1000 <= len(inputs) <= 1000 + len(big.edge_cases()) and len(set(inputs)) == len(inputs)
+    assert set(big.edge_cases()) <= set(inputs) and all(len(x) == 10 for x in inputs)
+    edges = set(big.edge_cases())
+    assert {d * 10 for d in "0123456789"} <= edges  # each symbol alone
+    assert any(x == "".join(sorted(x)) and len(set(x)) > 1 for x in edges)  # already sorted
+    assert any(x == "".join(sorted(x, reverse=True)) and len(set(x)) > 1 for x in edges)
+    for i in range(10):  # the smallest and the largest symbol at every position
+        assert "9" * i + "0" + "9" * (9 - i) in edges and "0" * i + "9" + "0" * (9 - i) in edges

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import random
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so `zeptogpt para
 SEP = "<sep>"
 IGNORE = -1  # target id that the loss skips (the prompt positions, whose next token is random)
 MAX_LENGTH = 32  # symbols per input: the context is 2 * length + 1 tokens
+EVAL_SAMPLE = 100_000  # inputs checked when a task has more than this: a fixed seeded sample
 
 
 class InputError(ValueError):
@@ -123,6 +125,33 @@ class SortTask:
     def all_inputs(self) -> list[str]:
         """Every possible input in lexicographic order (27 for the default task)."""
         return ["".join(p) for p in itertools.product(sorted(self.alphabet), repeat=self.length)]
+
+    def edge_cases(self) -> list[str]:
+        """The inputs a sample could miss and a sorter most often gets wrong: each symbol alone
+        (``aaa``), the alphabet already sorted and reverse sorted, and the smallest and the
+        largest symbol at every position among the other extreme (``caa``, ``aca``, ``acc``...).
+        """
+        symbols, n = sorted(self.alphabet), self.length
+        low, high = symbols[0], symbols[-1]
+        cycled = [symbols[i * len(symbols) // n] for i in range(n)]  # spread over the alphabet
+        cases = [s * n for s in symbols] + ["".join(cycled), "".join(reversed(cycled))]
+        for i in range(n):
+            cases += [high * i + low + high * (n - 1 - i), low * i + high + low * (n - 1 - i)]
+        return list(dict.fromkeys(cases))
+
+    def evaluation_inputs(self, sample: int = EVAL_SAMPLE, seed: int = 0) -> list[str]:
+        """What "every input" means for checking a model: all of them when there are at most
+        ``sample``; otherwise the edge cases and ``sample`` inputs drawn with ``seed``, always the
+        same ones for the same task.
+
+        Usage: ``len(SortTask("0123456789", 10).evaluation_inputs())  # about 100,000``
+        """
+        if self.n_inputs <= sample:
+            return self.all_inputs()
+        rng = random.Random(seed)
+        symbols = sorted(self.alphabet)
+        drawn = ["".join(rng.choices(symbols, k=self.length)) for _ in range(sample)]
+        return list(dict.fromkeys(self.edge_cases() + drawn))
 
     def sequence(self, x: str) -> list[str]:
         """The full token sequence for input ``x``: ``['c','a','a','<sep>','a','a','c']``."""
