@@ -114,10 +114,9 @@ def cmd_sort(args: argparse.Namespace) -> int:
     from zeptogpt.evaluation import decode, format_trace
     from zeptogpt.inputs import batches
 
-    saved = _saved(args)
-    task = saved.task if saved is not None else _task(args)
+    saved, task = _saved_and_task(args)
     inputs = batches(task, args.inputs)  # checked here, before any work
-    checkpoint = saved or _load_or_train(args)
+    checkpoint = saved or _train_first(args)
     model = checkpoint.model
     for words in inputs:
         unique = list(dict.fromkeys(words))  # 27 inputs exist: a long stdin repeats them
@@ -137,10 +136,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from zeptogpt.evaluation import format_trace
     from zeptogpt.inputs import batches
 
-    saved = _saved(args)
-    task = saved.task if saved is not None else _task(args)
+    saved, task = _saved_and_task(args)
     inputs = batches(task, args.inputs)  # checked here, before any work
-    checkpoint = saved or _load_or_train(args)
+    checkpoint = saved or _train_first(args)
     for words in inputs:
         for word in words:
             print(format_trace(checkpoint.model, checkpoint.task, word))
@@ -204,12 +202,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401 (checked here so its absence is one line, not a traceback)
     except ImportError:
         raise UserError("plotting needs matplotlib: pip install matplotlib") from None
-    saved = _saved(args) if args.sweep is None else None
-    task = saved.task if saved is not None else _task(args)
+    saved, task = _saved_and_task(args) if args.sweep is None else (None, _task(args))
     if args.what in ("attention", "lens"):
         if args.input is None:
             raise UserError(f"plot {args.what} needs an INPUT, e.g. zeptogpt plot {args.what} caa")
-        word = _parse(task, args.input)
+        word = task.parse(args.input)
     elif args.input is not None:
         raise UserError(f"plot {args.what} takes no INPUT (got {args.input[:40]!r})")
     if args.sweep is not None and args.what != "curves":
@@ -227,7 +224,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         name = f"{args.what}-{word}" if args.what in ("attention", "lens") else args.what
         if out is not None:  # refuse before any training, not after
             _check_writable(Path(out) / f"{name}.png")
-        checkpoint = saved or _load_or_train(args)
+        checkpoint = saved or _train_first(args)
         out = out if out is not None else path.parent
         if args.what == "attention":
             figure = plots.plot_attention(checkpoint.model, task, word)
@@ -415,13 +412,22 @@ def _read_sweeps(path: Path):
 
 def _load_or_train(args: argparse.Namespace):
     """The saved checkpoint; with no --checkpoint and none saved yet, train one first, saying so."""
+    return _saved(args) or _train_first(args)
+
+
+def _saved_and_task(args: argparse.Namespace):
+    """The saved checkpoint (None where one is still to be trained) and the task inputs are read
+    for: the checkpoint's, or else the flags'."""
+    saved = _saved(args)
+    return saved, saved.task if saved is not None else _task(args)
+
+
+def _train_first(args: argparse.Namespace):
+    """Train and save the checkpoint the flags ask for, which is not saved yet, saying so."""
     from contextlib import redirect_stdout
 
     from zeptogpt.training import Recipe
 
-    saved = _saved(args)
-    if saved is not None:
-        return saved
     task, config = _model_config(args)
     _check_trainable(task)
     path = _checkpoint_path(args, task, config)
@@ -471,15 +477,6 @@ def _evaluation(checkpoint) -> str:
     from zeptogpt.evaluation import evaluate
 
     return str(evaluate(checkpoint.model, checkpoint.task))
-
-
-def _parse(task, text: str, where: str = "") -> str:
-    from zeptogpt.task import InputError
-
-    try:
-        return task.parse(text)
-    except InputError as e:
-        raise UserError(f"{where}{e}") from None
 
 
 def _demo_inputs(task) -> list[str]:
