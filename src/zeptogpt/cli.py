@@ -17,7 +17,8 @@ from typing import NoReturn
 
 from zeptogpt import commands
 from zeptogpt.commands import UserError
-from zeptogpt.task import InputError
+from zeptogpt.config import VARIANTS
+from zeptogpt.task import MAX_LENGTH, TASKS, InputError, SortTask
 
 USAGE_ERROR = 2  # the user can fix it: one line that says what was expected
 FAULT = 1  # the system refused: a full disk, a closed terminal, a name too long
@@ -94,37 +95,26 @@ def _port(text: str) -> int:
     return _integer(text, 0, 65535, "a port from 0 to 65535")
 
 
-def _variant(text: str) -> str:
-    from zeptogpt.config import VARIANTS
-
-    if text not in VARIANTS:
-        known = ", ".join(VARIANTS)
-        raise argparse.ArgumentTypeError(f"unknown variant {_shown(text)} (known: {known})")
-    return text
-
-
-def _task_name(text: str) -> str:
-    from zeptogpt.task import TASKS
-
-    if text not in TASKS:
-        raise argparse.ArgumentTypeError(f"unknown task {_shown(text)} (known: {', '.join(TASKS)})")
-    return text
+def _one_of(names: dict, what: str):
+    """An argparse type: one of the keys of ``names`` (the variants, the tasks)."""
+    def parse(text: str) -> str:
+        if text not in names:
+            known = ", ".join(names)
+            raise argparse.ArgumentTypeError(f"unknown {what} {_shown(text)} (known: {known})")
+        return text
+    return parse
 
 
 def _alphabet(text: str) -> str:
-    from zeptogpt.task import SortTask
-
     try:
-        SortTask(alphabet=text)
+        SortTask(alphabet=text)  # its checks, and its one-line message
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
 def _add_task_options(p: argparse.ArgumentParser) -> None:
-    from zeptogpt.task import MAX_LENGTH
-
-    p.add_argument("--task", type=_task_name, metavar="NAME",
+    p.add_argument("--task", type=_one_of(TASKS, "task"), metavar="NAME",
                    help="named task: abc3 (the seed's, default), abc6, digits4")
     p.add_argument("--alphabet", type=_alphabet, metavar="SYMBOLS",
                    help="the symbols to sort, in Python's order (e.g. 0123456789); overrides "
@@ -137,7 +127,7 @@ def _add_task_options(p: argparse.ArgumentParser) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser, checkpoint: bool = True) -> None:
     _add_task_options(p)
-    p.add_argument("--variant", type=_variant, metavar="NAME",
+    p.add_argument("--variant", type=_one_of(VARIANTS, "variant"), metavar="NAME",
                    help="named architecture: e6 (318, default), e6-nopos (276), "
                         "e4-nopos (136), e8-mlp2 (648)")
     p.add_argument("--embed", type=_up_to(256, "an embedding size"), metavar="E",
@@ -212,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="train many seeds at once and measure reliability")
     _add_task_options(sweep)
     which = sweep.add_mutually_exclusive_group()
-    which.add_argument("--variant", type=_variant, default="e6", metavar="NAME",
+    which.add_argument("--variant", type=_one_of(VARIANTS, "variant"), default="e6", metavar="NAME",
                        help="the variant to sweep (default e6)")
     which.add_argument("--all-variants", action="store_true",
                        help="sweep the four named variants and print the seed's variants table")
