@@ -104,8 +104,8 @@ def dissect(model: ZeptoGPT, task: SortTask, text: str) -> Anatomy:
     # as the model's own distribution (softmax over the whole vocabulary)
     lens = {name: model.unembed(cache[name]).softmax(-1) for name, _ in points}  # [T-1, V] each
     steps = []
-    for s in range(task.length):
-        pos = task.length + s
+    for s in range(len(x)):
+        pos = len(x) + s
         steps.append(Step(
             position=pos,
             attention=pattern[:, :, pos, : pos + 1].tolist(),

@@ -115,12 +115,14 @@ def _alphabet(text: str) -> str:
 
 def _add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", type=_one_of(TASKS, "task"), metavar="NAME",
-                   help="named task: abc3 (the seed's, default), abc6, digits4")
+                   help=f"named task: {', '.join(TASKS)} (abc3, the seed's, is the default)")
     p.add_argument("--alphabet", type=_alphabet, metavar="SYMBOLS",
                    help="the symbols to sort, in Python's order (e.g. 0123456789); overrides "
                         "the task's")
     p.add_argument("--length", type=_up_to(MAX_LENGTH, "a length"), metavar="N",
                    help="symbols per input (overrides the task's)")
+    p.add_argument("--min-length", type=_up_to(MAX_LENGTH, "a length"), metavar="N",
+                   help="the shortest input: every length from N to --length")
     p.add_argument("--reverse", action="store_const", const=True,
                    help="sort largest first, as sorted(x, reverse=True)")
 

@@ -69,13 +69,12 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """`zeptogpt train`: train one seed and save its checkpoint and log."""
     task, config = _model_config(args)
-    _check_trainable(task)
     from zeptogpt.model import ZeptoGPT
 
     print(ZeptoGPT(config))
     path = _checkpoint_path(args, task, config)
     checkpoint, log = _train(args, task, config, _recipe(args))
-    print(_evaluation(checkpoint).splitlines()[-1])
+    print(str(_evaluation(checkpoint)).splitlines()[-1])
     _save(path, checkpoint, log)
     return 0
 
@@ -87,14 +86,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from zeptogpt.model import ZeptoGPT
 
     task, config = _model_config(args)
-    _check_trainable(task)
     print(ZeptoGPT(config))
-    print(f"Task: {task.title()}; sequence [{', '.join(_layout(task))}]")
+    print(f"Task: {task.title()}; sequence {_layout(task)}")
     print(config.format_params())
     path = _checkpoint_path(args, task, config)
     checkpoint, log = _train(args, task, config, _recipe(args))
-    print(f"Evaluation on all {task.n_inputs} inputs (greedy, <sep> forbidden after <sep>):")
-    print(_evaluation(checkpoint))
+    evaluation = _evaluation(checkpoint)
+    print(f"Evaluation on {evaluation.scope} (greedy, <sep> forbidden after <sep>):")
+    print(evaluation)
     for x in _demo_inputs(task):
         print(format_trace(checkpoint.model, task, x))
     _save(path, checkpoint, log)
@@ -105,13 +104,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """`zeptogpt eval`: all inputs through the saved model, each marked right or wrong."""
-    print(_evaluation(_load_or_train(args)))
+    evaluation = _evaluation(_load_or_train(args))
+    if not evaluation.exhaustive:
+        print(f"Checked on {evaluation.scope}:")
+    print(evaluation)
     return 0
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
     """`zeptogpt sort`: sort the given inputs with the saved model, stdin a batch at a time."""
-    from zeptogpt.evaluation import decode, format_trace
+    from zeptogpt.evaluation import answers, format_trace
     from zeptogpt.inputs import batches
 
     saved, task = _saved_and_task(args)
@@ -120,13 +122,13 @@ def cmd_sort(args: argparse.Namespace) -> int:
     model = checkpoint.model
     for words in inputs:
         unique = list(dict.fromkeys(words))  # 27 inputs exist: a long stdin repeats them
-        answers = dict(zip(unique, decode(model, task, unique).outputs))
+        answer_of = dict(zip(unique, answers(model, task, unique)))
         if args.trace:
             for word in words:
                 print(format_trace(model, task, word))
-                print(f"{word} -> {answers[word]}")
+                print(f"{word} -> {answer_of[word]}")
         else:
-            sys.stdout.write("".join(f"{word} -> {answers[word]}\n" for word in words))
+            sys.stdout.write("".join(f"{word} -> {answer_of[word]}\n" for word in words))
         sys.stdout.flush()  # a reader sees each batch as it is sorted
     return 0
 
@@ -175,7 +177,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--json and --csv name the same file, {json_path}")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
-    _check_trainable(task)
     shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
     sweeps = []
     for name in names:
@@ -270,22 +271,26 @@ COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trac
 
 def _task(args: argparse.Namespace):
     """The task the flags ask for: a named one (default ``abc3``, the seed's), changed by
-    ``--alphabet``, ``--length`` and ``--reverse``."""
+    ``--alphabet``, ``--length``, ``--min-length`` and ``--reverse``."""
     import dataclasses
 
     from zeptogpt.task import TASKS
 
-    changes = dict(alphabet=args.alphabet, length=args.length, reverse=args.reverse)
+    base = TASKS[args.task or "abc3"]
+    changes = dict(alphabet=args.alphabet, length=args.length, reverse=args.reverse,
+                   min_length=args.min_length)
+    if args.min_length is None and args.length is not None and not base.varies:
+        changes["min_length"] = 0  # one length stays one length: the new one
     try:
-        return dataclasses.replace(TASKS[args.task or "abc3"],
-                                   **{k: v for k, v in changes.items() if v is not None})
+        return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
     except ValueError as e:
         raise UserError(str(e)) from None
 
 
 def _task_flags(args: argparse.Namespace) -> list[str]:
     """The task options given on the command line, as they were typed."""
-    given = (("task", args.task), ("alphabet", args.alphabet), ("length", args.length))
+    given = (("task", args.task), ("alphabet", args.alphabet), ("length", args.length),
+             ("min-length", args.min_length))
     flags = [f"--{name} {value}" for name, value in given if value is not None]
     return flags + (["--reverse"] if args.reverse else [])
 
@@ -336,37 +341,29 @@ def _train(args: argparse.Namespace, task, config, recipe):
     from zeptogpt.checkpoint import Checkpoint
     from zeptogpt.progress import TrainingLine
     from zeptogpt.runlog import log_path
-    from zeptogpt.training import train
+    from zeptogpt.training import DRAWN_BATCH, FULL_BATCH_LIMIT, train
 
     path = _checkpoint_path(args, task, config)
     for output in (path, log_path(path)):  # refuse before training, not after
         _check_writable(output)
-    data = (f"{recipe.batch_size} sampled sequences" if recipe.batch_size
-            else f"all {task.n_inputs} sequences")
+    drawn = task.n_inputs > FULL_BATCH_LIMIT
+    batch = recipe.batch_size or (DRAWN_BATCH if drawn else task.n_inputs)
+    data = (f"{batch} drawn sequences" if drawn else f"{batch} sampled sequences"
+            if recipe.batch_size else f"all {task.n_inputs} sequences")
     print(f"Training seed {args.seed}: {data} per step, Adam lr {recipe.lr:g}, "
           f"loss on {'the answer only' if recipe.objective == 'answer' else 'every next token'}, "
           f"up to {recipe.max_steps} steps")
-    progress = TrainingLine(task.n_inputs)
+    progress = TrainingLine(batch if drawn else task.n_inputs)
     result = train(task, config, recipe, seeds=[args.seed], on_step=progress)
     r = result.results[0]
-    progress.finish(r)
+    progress.finish(r, result.checked_on)
     if not all(bool(w.isfinite().all()) for w in result.weights.values()):
         raise UserError(f"training diverged (loss {r.loss:g}) with lr {recipe.lr:g}; nothing "
                         "was saved: try a smaller --lr")
     facts = dict(seed=r.seed, steps=r.steps, solved=r.solved, correct=r.correct,
-                 total=task.n_inputs, margin=round(r.margin, 6), loss=round(r.loss, 6),
+                 total=result.checked_on, margin=round(r.margin, 6), loss=round(r.loss, 6),
                  seconds=round(r.seconds, 3), recipe=asdict(recipe))
     return Checkpoint(result.models[0], task, facts), r.log
-
-
-def _check_trainable(task) -> None:
-    """Refuse a task too large to train on every input at every step, before memory runs out."""
-    from zeptogpt.task import FULL_BATCH_LIMIT
-
-    if task.n_inputs > FULL_BATCH_LIMIT:
-        raise UserError(f"{task.name} has {task.n_inputs:,} inputs: training takes at most "
-                        f"{FULL_BATCH_LIMIT:,} (every input, every step); choose a shorter "
-                        "length or a smaller alphabet")
 
 
 def _save(path: Path, checkpoint, log) -> None:
@@ -429,7 +426,6 @@ def _train_first(args: argparse.Namespace):
     from zeptogpt.training import Recipe
 
     task, config = _model_config(args)
-    _check_trainable(task)
     path = _checkpoint_path(args, task, config)
     print(f"No checkpoint at {path} yet: training one first.", file=sys.stderr)
     with redirect_stdout(sys.stderr):  # stdout stays for the answers alone
@@ -473,22 +469,25 @@ def _load(args: argparse.Namespace, path: Path):
     return checkpoint
 
 
-def _evaluation(checkpoint) -> str:
+def _evaluation(checkpoint):
     from zeptogpt.evaluation import evaluate
 
-    return str(evaluate(checkpoint.model, checkpoint.task))
+    return evaluate(checkpoint.model, checkpoint.task)
 
 
 def _demo_inputs(task) -> list[str]:
     """The seed's three traced inputs where they fit the task; else three drawn with seed 0."""
     import random
 
-    if task.alphabet == "abc" and task.length == 3:
+    from zeptogpt.task import TASKS
+
+    if task == TASKS["abc3"]:
         return list(DEMO_INPUTS)
-    rng = random.Random(0)
-    return ["".join(rng.choice(task.alphabet) for _ in range(task.length)) for _ in range(3)]
+    return task.sample(random.Random(0), 3)
 
 
-def _layout(task) -> list[str]:
+def _layout(task) -> str:
+    """The sequence's layout for the run's heading: ``[x1, x2, x3, <sep>, y1, y2, y3]``."""
     n = task.length
-    return [f"x{i + 1}" for i in range(n)] + ["<sep>"] + [f"y{i + 1}" for i in range(n)]
+    tokens = [f"x{i + 1}" for i in range(n)] + ["<sep>"] + [f"y{i + 1}" for i in range(n)]
+    return f"[{', '.join(tokens)}]" + (f", n from {task.min_length}" if task.varies else "")

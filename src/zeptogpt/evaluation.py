@@ -41,22 +41,44 @@ class Decoding:
 
 @torch.no_grad()
 def decode(model: ZeptoGPT, task: SortTask, inputs: Sequence[str]) -> Decoding:
-    """Sort every input at once by greedy decoding, <sep> forbidden after the separator.
+    """Sort every input at once by greedy decoding, <sep> forbidden after the separator; the
+    inputs have one length (``answers`` takes any).
 
     Usage: ``decode(model, task, ["caa", "bac"]).outputs == ["aac", "abc"]``
     """
+    n = len(inputs[0]) if inputs else task.length
+    if any(len(x) != n for x in inputs):
+        raise ValueError("decode takes inputs of one length; answers() takes any")
     prompt = [task.encode([*x, SEP]) for x in inputs]
-    ids = torch.tensor(prompt)  # [N, length + 1]
+    ids = torch.tensor(prompt).view(len(prompt), n + 1)  # [N, n + 1]
     steps = []
-    for _ in range(task.length):
+    for _ in range(n):
         logits, cache = model.run_with_cache(ids)  # [N, t, V]
         probs = logits[:, -1].softmax(-1)  # [N, V] the model's own, <sep> included
         ids = torch.cat([ids, greedy(logits[:, -1])[:, None]], dim=1)  # [N, t + 1]
         steps.append(probs)
     # Causal attention means the last pass's activations at earlier positions are the ones the
     # earlier steps computed, so one cache serves the whole trace.
-    outputs = ["".join(task.decode(row[task.length + 1:])) for row in ids]
+    outputs = ["".join(task.decode(row[n + 1:])) for row in ids]
     return Decoding(list(inputs), outputs, ids, torch.stack(steps, 1), logits, cache)
+
+
+def answers(model: ZeptoGPT, task: SortTask, inputs: Sequence[str], batch: int = 8192
+            ) -> list[str]:
+    """Greedy answers to inputs of any lengths, decoded a length and a batch at a time.
+
+    Usage: ``answers(model, task, ["b", "cab"]) == ["b", "abc"]  # a task of lengths 1 to 3``
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_length.setdefault(len(x), []).append(i)
+    outputs = [""] * len(inputs)
+    for where in by_length.values():
+        for j in range(0, len(where), batch):
+            part = where[j: j + batch]
+            for i, y in zip(part, decode(model, task, [inputs[i] for i in part]).outputs):
+                outputs[i] = y
+    return outputs
 
 
 @dataclass
@@ -66,6 +88,7 @@ class Evaluation:
     inputs: list[str]
     predicted: list[str]
     expected: list[str]
+    exhaustive: bool = True  # every input of the task; else its fixed sample and edge cases
 
     @property
     def correct(self) -> int:
@@ -74,6 +97,13 @@ class Evaluation:
     @property
     def total(self) -> int:
         return len(self.inputs)
+
+    @property
+    def scope(self) -> str:
+        """What was checked, for headings: ``all 27 inputs`` or ``100,053 inputs (a fixed
+        seeded sample and the edge cases)``."""
+        return (f"all {self.total:,} inputs" if self.exhaustive else
+                f"{self.total:,} inputs (a fixed seeded sample and the edge cases)")
 
     def __str__(self) -> str:
         """A row per input, marked ✓ or ✗ (only the ✗ rows beyond ``ROWS_SHOWN`` inputs), then
@@ -93,8 +123,9 @@ def evaluate(model: ZeptoGPT, task: SortTask) -> Evaluation:
     Usage: ``print(evaluate(model, task))`` ends with ``Model accuracy on 27 triples: 27/27``.
     """
     inputs = task.evaluation_inputs()
-    predicted = decode(model, task, inputs).outputs
-    return Evaluation(inputs, predicted, [task.target(x) for x in inputs])
+    predicted = answers(model, task, inputs)
+    return Evaluation(inputs, predicted, [task.target(x) for x in inputs],
+                      exhaustive=len(inputs) == task.n_inputs)
 
 
 def format_trace(model: ZeptoGPT, task: SortTask, x: str) -> str:
@@ -110,11 +141,12 @@ def format_trace(model: ZeptoGPT, task: SortTask, x: str) -> str:
     tokens = task.decode(d.ids[0])
     c = model.config
     patterns = [d.cache[f"blocks.{i}.pattern"][0] for i in range(c.n_layer)]  # L x [H, T-1, T-1]
-    start = tokens[: task.length + 1]
+    n = len(x)
+    start = tokens[: n + 1]
     layers = f"layers={c.n_layer}, " if c.n_layer > 1 else ""
     lines = [f"start [{', '.join(start)}]  ({layers}heads={c.n_head}, head_dim={c.d_head})"]
-    for s in range(task.length):
-        pos = task.length + s  # the newest position at this step
+    for s in range(n):
+        pos = n + s  # the newest position at this step
         probs = ", ".join(f"p({t})={float(d.probs[0, s, i]):.3f}"
                           for i, t in enumerate(task.vocab) if i != task.sep_id)
         lines.append(f"  step{s + 1}: {probs} -> '{tokens[pos + 1]}'")
@@ -124,6 +156,6 @@ def format_trace(model: ZeptoGPT, task: SortTask, x: str) -> str:
                 seen = zip(tokens[: pos + 1], pattern[h, pos].tolist())
                 row = ", ".join(f"{t}:{w:.2f}" for t, w in seen)
                 lines.append(f"    {layer}head{h}: [{row}]")
-    answer = tokens[task.length + 1:]
+    answer = tokens[n + 1:]
     lines.append(f"  full [{', '.join(tokens)}] -> outputs [{', '.join(answer)}]")
     return "\n".join(lines)

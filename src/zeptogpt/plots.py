@@ -67,7 +67,7 @@ def plot_lens(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
     a = dissect(model, task, text)
     P = len(a.lens_points)
     labels = [*a.lens_labels[:-1], f"{a.lens_labels[-1]} (output)"]
-    fig = Figure(figsize=(3.3 * len(a.steps) + 1.6, 0.5 * P + 1.7), layout="constrained")
+    fig = Figure(figsize=(max(3.3 * len(a.steps) + 1.6, 8), 0.5 * P + 1.7), layout="constrained")
     axes = fig.subplots(1, len(a.steps), squeeze=False)[0]
     for s, (ax, step) in enumerate(zip(axes, a.steps)):
         rows = [step.lens[p] for p in a.lens_points]

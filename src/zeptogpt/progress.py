@@ -32,10 +32,12 @@ class TrainingLine:
             print(f"  step {step:5d}  loss {float(loss[0]):.4f}  sorted {int(correct[0])}/"
                   f"{self.total}", flush=True)
 
-    def finish(self, r) -> None:
-        """The last line: where the run stopped and whether it solved the task."""
+    def finish(self, r, total: int | None = None) -> None:
+        """The last line: where the run stopped and whether it solved the task, its count out
+        of ``total`` inputs (a drawn-batch run's verdict is on the evaluation set)."""
         verdict = "solved" if r.solved else "NOT solved (step limit reached)"
-        print(f"\r  step {r.steps:5d}  loss {r.loss:.4f}  sorted {r.correct}/{self.total}  "
+        total = total or self.total
+        print(f"\r  step {r.steps:5d}  loss {r.loss:.4f}  sorted {r.correct}/{total}  "
               f"min p {r.margin:.3f}  -> {verdict} in {r.seconds:.2f} s", flush=True)
 
 

@@ -156,4 +156,5 @@ def merge(results: list[TrainResult]) -> TrainResult:
         for i, r in enumerate(results):
             stacked[i::n] = r.weights[name]
         weights[name] = stacked
-    return TrainResult(results[0].config, weights, order, sum(r.model_steps for r in results))
+    return TrainResult(results[0].config, weights, order, sum(r.model_steps for r in results),
+                       results[0].checked_on)

@@ -47,7 +47,8 @@ class SweepSummary:
     wall_seconds: float  # the whole batched run, start to last verdict
     model_steps: int  # seed-steps actually computed: seeds leave the batch at their verdict
     task: str = "abc3"  # the task's name (SortTask.name); files from before tasks had names: abc3
-    inputs: int = 27  # the task's inputs, all of which a solved seed sorts
+    inputs: int = 27  # the inputs a solved seed sorts: all the task's, or its evaluation set
+    solved_on: str = "every input"  # or "evaluation set": a fixed sample and the edge cases
 
     @property
     def share_solved(self) -> float:
@@ -94,7 +95,8 @@ def run_sweep(
         solved=len(solved), step_limit=recipe.max_steps, median_steps=solved_median(steps),
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
         wall_seconds=round(wall, 3), model_steps=result.model_steps, task=task.name,
-        inputs=task.n_inputs)
+        inputs=result.checked_on,
+        solved_on="every input" if result.checked_on == task.n_inputs else "evaluation set")
     return Sweep(summary, steps, recipe)
 
 
@@ -129,7 +131,9 @@ def format_summary(s: SweepSummary) -> str:
     return (f"{s.variant} ({task}{s.params} params): {s.solved}/{s.seeds} seeds solved "
             f"({100 * s.share_solved:.1f} %) within {s.step_limit} steps; steps to solve "
             f"median {s.median_steps:g}, p90 {s.p90_steps:g}; worst margin {s.worst_margin:.3f}; "
-            f"{s.wall_seconds:.1f} s wall, {s.model_steps} seed-steps")
+            f"{s.wall_seconds:.1f} s wall, {s.model_steps} seed-steps"
+            + ("" if s.solved_on == "every input" else
+               f"; solved means all {s.inputs:,} of the fixed evaluation set sorted"))
 
 
 def variants_table(summaries: Sequence[SweepSummary]) -> str:

@@ -5,6 +5,10 @@ A sequence is the input, a separator, then the input sorted the way Python's ``s
 
     x1 x2 x3 <sep> y1 y2 y3        e.g.  c a a <sep> a a c
 
+A task of several lengths (``min_length`` up to ``length``) pads the shorter sequences at the
+end with <sep>, which no loss reads: the causal mask keeps padding from reaching the real
+tokens, and the answer is as long as the input, so decoding needs no end token.
+
 The symbols are any distinct printable characters but spaces (``abc``, ``0123456789``,
 ``+-*/``), in Python's order. Everything the rest of the package knows about the data comes
 from a ``SortTask``; ``TASKS`` names the common ones.
@@ -16,6 +20,7 @@ import dataclasses
 import itertools
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +47,7 @@ class SortTask:
     alphabet: str = "abc"  # the symbols; sorted order is Python's order of these characters
     length: int = 3  # symbols per input (and per output)
     reverse: bool = False  # sorted(x, reverse=True): largest first
+    min_length: int = 0  # the shortest input, for several lengths; 0 (the default): ``length``
 
     def __post_init__(self) -> None:
         symbols = self.alphabet
@@ -52,14 +58,20 @@ class SortTask:
             raise ValueError(f"alphabet needs at least 2 symbols, each once, got {shown}")
         if not 1 <= self.length <= MAX_LENGTH:
             raise ValueError(f"length must be from 1 to {MAX_LENGTH}, got {self.length}")
+        if not 0 <= self.min_length <= self.length:
+            raise ValueError(f"min-length must be from 1 to the length ({self.length}), "
+                             f"got {self.min_length}")
+        if self.min_length == 0:  # frozen: set once here, so SortTask("abc", 3) has min_length 3
+            object.__setattr__(self, "min_length", self.length)
 
     @property
     def name(self) -> str:
         """The task's name: its name in ``TASKS``, or one built from its definition, with
-        ``-reverse`` for largest first: ``abc6``, ``digits5-reverse``, ``+-*/x4``."""
+        ``-reverse`` for largest first: ``abc6``, ``digits5-reverse``, ``+-*/x4``, ``abx2-5``."""
         forward = dataclasses.replace(self, reverse=False)
+        lengths = (f"{self.min_length}-" if self.varies else "") + str(self.length)
         base = next((name for name, task in TASKS.items() if task == forward),
-                    f"{self.alphabet}x{self.length}")
+                    f"{self.alphabet}x{lengths}")
         return base + ("-reverse" if self.reverse else "")
 
     @property
@@ -67,6 +79,16 @@ class SortTask:
         """The name as a file name can hold it, any other character as ``u`` and its code:
         ``abc6``, ``u2b-u2au2fx4`` for ``+-*/x4``."""
         return re.sub(r"[^A-Za-z0-9_-]", lambda m: f"u{ord(m[0]):x}", self.name)
+
+    @property
+    def varies(self) -> bool:
+        """Whether inputs come in several lengths (``min_length`` < ``length``)."""
+        return self.min_length < self.length
+
+    @property
+    def lengths(self) -> range:
+        """The input lengths the task has: ``range(min_length, length + 1)``."""
+        return range(self.min_length, self.length + 1)
 
     @property
     def kind(self) -> str:
@@ -97,25 +119,26 @@ class SortTask:
 
     @property
     def seq_len(self) -> int:
-        """Tokens in a whole sequence: input, separator, output (7 for the default task)."""
+        """Tokens in the longest sequence: input, separator, output (7 for the default task)."""
         return 2 * self.length + 1
 
     @property
     def answer(self) -> slice:
-        """Where the answer is predicted along the input axis of ``dataset``: from <sep> on."""
-        return slice(self.length, 2 * self.length)
+        """Where answers are predicted along the input axis of ``dataset``: from the earliest
+        <sep> on (a shorter input's answer ends earlier; its targets past it are IGNORE)."""
+        return slice(self.min_length, 2 * self.length)
 
     @property
     def n_inputs(self) -> int:
-        return len(self.alphabet) ** self.length
+        return sum(len(self.alphabet) ** n for n in self.lengths)
 
     def describe(self) -> str:
         """What an input must look like, for error messages: ``3 letters from {a, b, c}``,
-        ``5 symbols from {0, 1, 2, ..., 9}``."""
+        ``5 symbols from {0, 1, 2, ..., 9}``, ``1 to 6 letters from {a, b, c}``."""
         symbols = sorted(self.alphabet)
         shown = symbols if len(symbols) <= 6 else [*symbols[:3], "...", symbols[-1]]
-        kind = self.kind
-        return f"{self.length} {kind} from {{{', '.join(shown)}}}"
+        count = f"{self.min_length} to {self.length}" if self.varies else str(self.length)
+        return f"{count} {self.kind} from {{{', '.join(shown)}}}"
 
     def title(self) -> str:
         """What the task is, for headings: ``sort 3 letters from {a, b, c}``, and for
@@ -123,20 +146,33 @@ class SortTask:
         return f"sort {self.describe()}" + (", largest first" if self.reverse else "")
 
     def all_inputs(self) -> list[str]:
-        """Every possible input in lexicographic order (27 for the default task)."""
-        return ["".join(p) for p in itertools.product(sorted(self.alphabet), repeat=self.length)]
+        """Every possible input, shortest first, each length in lexicographic order (27 for the
+        default task)."""
+        symbols = sorted(self.alphabet)
+        return ["".join(p) for n in self.lengths for p in itertools.product(symbols, repeat=n)]
+
+    def sample(self, rng: random.Random, count: int) -> list[str]:
+        """``count`` random inputs: a length drawn uniformly from ``lengths``, then every symbol
+        uniformly, so short inputs are not drowned out by the many long ones.
+
+        Usage: ``task.sample(random.Random(0), 64)  # a minibatch``
+        """
+        symbols, lengths = sorted(self.alphabet), self.lengths
+        return ["".join(rng.choices(symbols, k=rng.choice(lengths))) for _ in range(count)]
 
     def edge_cases(self) -> list[str]:
         """The inputs a sample could miss and a sorter most often gets wrong: each symbol alone
         (``aaa``), the alphabet already sorted and reverse sorted, and the smallest and the
-        largest symbol at every position among the other extreme (``caa``, ``aca``, ``acc``...).
+        largest symbol at every position among the other extreme (``caa``, ``aca``, ``acc``...),
+        for every length.
         """
-        symbols, n = sorted(self.alphabet), self.length
+        symbols, cases = sorted(self.alphabet), []
         low, high = symbols[0], symbols[-1]
-        cycled = [symbols[i * len(symbols) // n] for i in range(n)]  # spread over the alphabet
-        cases = [s * n for s in symbols] + ["".join(cycled), "".join(reversed(cycled))]
-        for i in range(n):
-            cases += [high * i + low + high * (n - 1 - i), low * i + high + low * (n - 1 - i)]
+        for n in self.lengths:
+            cycled = [symbols[i * len(symbols) // n] for i in range(n)]  # spread over them
+            cases += [s * n for s in symbols] + ["".join(cycled), "".join(reversed(cycled))]
+            for i in range(n):
+                cases += [high * i + low + high * (n - 1 - i), low * i + high + low * (n - 1 - i)]
         return list(dict.fromkeys(cases))
 
     def evaluation_inputs(self, sample: int = EVAL_SAMPLE, seed: int = 0) -> list[str]:
@@ -148,10 +184,7 @@ class SortTask:
         """
         if self.n_inputs <= sample:
             return self.all_inputs()
-        rng = random.Random(seed)
-        symbols = sorted(self.alphabet)
-        drawn = ["".join(rng.choices(symbols, k=self.length)) for _ in range(sample)]
-        return list(dict.fromkeys(self.edge_cases() + drawn))
+        return list(dict.fromkeys(self.edge_cases() + self.sample(random.Random(seed), sample)))
 
     def sequence(self, x: str) -> list[str]:
         """The full token sequence for input ``x``: ``['c','a','a','<sep>','a','a','c']``."""
@@ -184,26 +217,36 @@ class SortTask:
         if bad:
             listed = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
             raise InputError(f"{shown} has characters outside the alphabet ({listed}): {expected}")
-        if len(word) != self.length:
-            raise InputError(f"{shown} has {len(word)} {self.kind}: {expected}")
+        if len(word) not in self.lengths:
+            noun = self.kind if len(word) != 1 else self.kind[:-1]  # 1 letter, 2 letters
+            raise InputError(f"{shown} has {len(word)} {noun}: {expected}")
         return word
 
-    def dataset(self, objective: str = "answer") -> tuple[torch.Tensor, torch.Tensor]:
-        """Every sequence as (inputs, targets) for next-token training, shapes [N, T-1] each.
+    def dataset(self, objective: str = "answer", inputs: Sequence[str] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every sequence (or those of ``inputs``) as (inputs, targets) for next-token training,
+        shapes [N, T-1] each; a shorter input's sequence is padded with <sep>, its targets past
+        its answer are IGNORE.
 
         ``objective="answer"`` keeps only the output positions in the loss: the prompt letters are
         uniformly random, so predicting them can only teach the model the prior. ``"full"`` is the
         seed's objective: every next token, prompt included.
+        Usage: ``idx, targets = task.dataset()  # [27, 6] each for the seed's task``
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         import torch
 
-        seqs = torch.tensor([self.encode(self.sequence(x)) for x in self.all_inputs()])  # [N, T]
+        words = self.all_inputs() if inputs is None else inputs
+        pad = [self.sep_id] * self.seq_len
+        seqs = torch.tensor([(self.encode(self.sequence(x)) + pad)[: self.seq_len]
+                             for x in words])  # [N, T]
         inputs, targets = seqs[:, :-1], seqs[:, 1:].clone()  # [N, T-1] each
+        n = torch.tensor([len(x) for x in words])[:, None]  # [N, 1] each input's length
+        j = torch.arange(self.seq_len - 1)  # [T-1]: target j is token j + 1
+        targets[j >= 2 * n] = IGNORE  # padding: the answer ends at token 2n
         if objective == "answer":
-            # target j is token j+1; the answer starts at token length+1, so at target length
-            targets[:, : self.length] = IGNORE
+            targets[j < n] = IGNORE  # the answer starts at token n + 1, so at target n
         return inputs, targets
 
 
@@ -216,11 +259,13 @@ def _shorten(text: str, limit: int = 24) -> str:
 
 
 # The named tasks: the seed's, minGPT's and llm-viz's sort demo (6 of {a, b, c}; theirs take 85,000
-# parameters), and 4 decimal digits, the largest that trains on every input at every step in
-# well under a gigabyte (5 digits took 5 GB and 13 s a step: it waits for minibatch training).
+# parameters), every length up to 6, and decimal digits: 4 is the longest trained on every input
+# at every step (training.FULL_BATCH_LIMIT), 5 and 10 draw minibatches.
 TASKS: dict[str, SortTask] = {
     "abc3": SortTask(),
     "abc6": SortTask("abc", 6),
+    "abc1-6": SortTask("abc", 6, min_length=1),  # every length from 1 to 6: 1,092 inputs
     "digits4": SortTask("0123456789", 4),
+    "digits5": SortTask("0123456789", 5),  # 100,000 inputs: trained on drawn minibatches
+    "digits10": SortTask("0123456789", 10),  # 10^10 inputs: checked on a fixed sample
 }
-FULL_BATCH_LIMIT = 20_000  # inputs of the largest task that training takes whole (see TASKS)

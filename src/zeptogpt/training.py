@@ -8,6 +8,7 @@ batch as soon as it is solved or hits the step limit, so no more work is spent o
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class TrainResult:
     weights: dict[str, torch.Tensor] = field(repr=False)  # name -> [K, ...] at each verdict
     results: list[SeedResult]
     model_steps: int  # sum over steps of the seeds still in the batch: the work actually done
+    checked_on: int  # inputs a solved seed sorts: all of the task's, or its evaluation set
 
     @cached_property
     def models(self) -> list[ZeptoGPT]:
@@ -86,6 +88,11 @@ class TrainResult:
 
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor, int], None]
 
+FULL_BATCH_LIMIT = 20_000  # the most inputs trained on whole at every step (digits4, 10,000:
+# about 0.3 GB); 100,000 took 5 GB and 13 s a step. Larger tasks draw minibatches instead.
+DRAWN_BATCH = 256  # minibatch of a task beyond the limit when the recipe names none
+RECHECK = 50  # steps a drawn-batch seed waits after failing the whole evaluation set
+
 
 def train(
     task: SortTask,
@@ -97,9 +104,14 @@ def train(
 ) -> TrainResult:
     """Train one model per seed, all at once, each until solved or out of steps.
 
-    ``on_step(step, loss[K], correct[K], K)`` is called once per step with the seeds still active.
-    The engine computes the network wherever it covers the config; ``reference=True`` runs the
-    reference network instead (the same function, several times slower), as a check.
+    A task of at most ``FULL_BATCH_LIMIT`` inputs trains on all of them (or, with
+    ``recipe.batch_size``, on minibatches counted out of them) and is solved when every input
+    is. A larger one draws each seed's minibatches from the seed's own generator, and a seed
+    whose minibatch is all right is checked on ``task.evaluation_inputs()``: solved when every
+    one of those is (``TrainResult.checked_on`` says how many).
+    ``on_step(step, loss[K], correct[K], K)`` is called once per step with the seeds still
+    active (``correct``: of the step's sequences). The engine computes the network wherever it
+    covers the config; ``reference=True`` runs the reference network instead, as a check.
     Usage: ``model = train(SortTask(), ModelConfig(), seeds=[0]).models[0]``
     """
     if not seeds:
@@ -109,37 +121,52 @@ def train(
     params = initial_weights(template, seeds)  # name -> [K, ...]
     final = {name: torch.empty_like(p) for name, p in params.items()}  # each seed's verdict
     optimizer = Adam(params, recipe.betas, recipe.weight_decay)
-    inputs, targets = task.dataset(recipe.objective)  # [N, T-1] each
-    answer = targets[:, task.answer].T  # [L, N]: the sorted letters, under either objective
-    # The answer objective needs outputs from <sep> on only: the model skips the rest.
+    drawn = task.n_inputs > FULL_BATCH_LIMIT
+    # The answer objective needs outputs from the first <sep> on only: the model skips the rest.
     start = task.answer.start if recipe.objective == "answer" else 0
-    targets = targets[:, start:]  # [N, S]
-    at_answer = slice(task.answer.start - start, task.answer.stop - start)
-    # Sampled minibatches (the seed's way): each seed draws its own from its own generator, so it
-    # gets the same batches whichever seeds it is trained with.
-    samplers = [torch.Generator().manual_seed(s) for s in seeds] if recipe.batch_size else []
+    if drawn:
+        # Each seed draws its own minibatches from its own generator, so it gets the same ones
+        # whichever seeds it is trained with; the evaluation set is fixed by the task.
+        samplers = [random.Random(s) for s in seeds]
+        checks = Batch(task, task.evaluation_inputs(), start, recipe.objective)
+        next_check = [0] * len(seeds)
+    else:
+        data = Batch(task, task.all_inputs(), start, recipe.objective)
+        # Sampled minibatches (the seed's way): each seed counts its own out of every sequence.
+        counters = [torch.Generator().manual_seed(s) for s in seeds] if recipe.batch_size else []
 
     active = list(range(len(seeds)))  # positions in `seeds` of the models still training
     results: list[SeedResult | None] = [None] * len(seeds)
     logs: list[list] = [[] for _ in seeds]
     model_steps = 0
     for step in range(recipe.max_steps + 1):
-        logits = stacked_logits(template, optimizer.params, inputs, start, reference)  # [K,N,S,V]
-        loss = per_model_loss(logits, targets)  # [K]
-        with torch.no_grad():
-            # Teacher-forced answers equal greedy decoding's whenever every earlier answer token
-            # is right, so an input counts as correct here exactly when greedy decoding sorts it.
-            # Read in the network's own layout, vocabulary first (a view of the same logits):
-            # there these reductions run over an outer axis, several times faster.
-            z = logits[:, :, at_answer].transpose(1, 3)  # [K, V, L, N]
-            hit = greedy(z, dim=1) == answer  # [K, L, N]
-            correct = hit.all(1).sum(-1)  # [K]
-            # p(answer) with <sep> forbidden: 1 / (the sum over letters l of e^(z_l - z_answer))
-            z_answer = z.gather(1, answer.expand(hit.shape)[:, None])  # [K, 1, L, N]
-            rest = (z[:, 1:] - z_answer).exp_().sum(1)  # [K, L, N]; <sep> is id 0
-            margin = rest.amax((-1, -2)).reciprocal()  # [K]
+        if drawn:
+            batches = [Batch(task, task.sample(samplers[k], recipe.batch_size or DRAWN_BATCH),
+                             start, recipe.objective) for k in active]
+            idx = torch.stack([b.idx for b in batches])  # [K, B, T-1]: each seed its own
+            targets = torch.stack([b.targets for b in batches])  # [K, B, S]
+            logits = vmap(lambda p, x: functional_call(template, p, (x,)))(
+                optimizer.params, idx)[:, :, start:]  # [K, B, S, V]
+            loss = per_model_loss(logits, targets)  # [K]
+            answers = torch.stack([b.answer for b in batches])  # [K, B, L]
+            with torch.no_grad():
+                correct, margin = score(logits[:, :, batches[0].at_answer], answers)  # [K] each
+            full = (correct == idx.shape[1]) & (margin >= recipe.margin)  # [K]
+            checked = torch.zeros(len(active), dtype=torch.bool)  # [K]
+            for i, k in enumerate(active):  # the whole set only for a seed that may be done
+                if step == recipe.max_steps or (bool(full[i]) and step >= next_check[k]):
+                    weights = {name: p.detach()[i] for name, p in optimizer.params.items()}
+                    correct[i], margin[i] = checks.score(template, weights)
+                    checked[i], next_check[k] = True, step + RECHECK
+            solved = checked & (correct == len(checks.words)) & (margin >= recipe.margin)
+        else:
+            logits = stacked_logits(template, optimizer.params, data.idx, start,
+                                    reference)  # [K, N, S, V]
+            loss = per_model_loss(logits, data.targets)  # [K]
+            with torch.no_grad():
+                correct, margin = score(logits[:, :, data.at_answer], data.answer)  # [K] each
             solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
-            done = solved | (step == recipe.max_steps)  # [K]
+        done = solved | (step == recipe.max_steps)  # [K]
         if on_step is not None:
             on_step(step, loss.detach(), correct, len(active))
         elapsed = time.perf_counter() - started
@@ -157,13 +184,13 @@ def train(
                 final[name][to] = p.detach()[leaving]
         if bool(done.all()):
             break
-        if samplers:
+        if not drawn and counters:
             # The verdict's forward pass already holds every sequence's logits: a minibatch's loss
             # is their loss with each sequence counted as often as it was drawn.
-            counts = torch.stack([torch.randint(len(inputs), (recipe.batch_size,),
-                                                generator=samplers[k]).bincount(minlength=len(inputs))
-                                  for k in active])  # [K, N]
-            loss = per_model_loss(logits, targets, counts)  # [K]
+            N = len(data.words)
+            counts = torch.stack([torch.randint(N, (recipe.batch_size,), generator=counters[k])
+                                  .bincount(minlength=N) for k in active])  # [K, N]
+            loss = per_model_loss(logits, data.targets, counts)  # [K]
         loss.sum().backward()  # seeds share no weights, so each gets its own gradient
         if bool(done.any()):
             keep = (~done).nonzero()[:, 0]  # [K']
@@ -171,7 +198,61 @@ def train(
             active = [active[i] for i in keep.tolist()]
         model_steps += len(active)
         optimizer.step(recipe.lr_at(step))
-    return TrainResult(config, final, [r for r in results if r is not None], model_steps)
+    checked_on = len(checks.words) if drawn else task.n_inputs
+    return TrainResult(config, final, [r for r in results if r is not None], model_steps,
+                       checked_on)
+
+
+class Batch:
+    """Sequences of a task ready for the network: ``idx`` [N, T-1] tokens in, ``targets``
+    [N, S] what the loss reads from position ``start`` on, ``answer`` [N, L] the sorted
+    symbols at the answer positions (IGNORE past a shorter input's end), under either objective.
+    """
+
+    def __init__(self, task: SortTask, words: Sequence[str], start: int, objective: str) -> None:
+        self.words = words
+        self.idx, targets = task.dataset(objective, words)  # [N, T-1] each
+        self.targets = targets[:, start:]  # [N, S]
+        if objective != "answer":  # the prompt's targets are not answers
+            targets = task.dataset("answer", words)[1]
+        self.answer = targets[:, task.answer]  # [N, L]
+        self.positions = task.answer  # where the answers are along the T-1 axis
+        self.at_answer = slice(task.answer.start - start, None)  # and along the S axis
+
+    @torch.no_grad()
+    def score(self, model: ZeptoGPT, weights: dict[str, torch.Tensor], chunk: int = 8192
+              ) -> tuple[int, float]:
+        """One model's (inputs sorted, lowest probability of a right answer token) over the
+        batch, through the reference network a chunk at a time."""
+        correct, margin = 0, 1.0
+        for i in range(0, len(self.words), chunk):
+            logits = functional_call(model, weights, (self.idx[i: i + chunk],))  # [n, T-1, V]
+            c, m = score(logits[None, :, self.positions], self.answer[i: i + chunk])
+            correct, margin = correct + int(c), min(margin, float(m))
+        return correct, margin
+
+
+def score(logits: torch.Tensor, answer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """K models' (inputs sorted greedily, lowest probability of a right answer token) from
+    their teacher-forced logits at the answer positions ``[K, N, L, V]`` and the answers
+    ``[N, L]``, or each model's own ``[K, N, L]`` (IGNORE where a shorter input has none):
+    ``([K], [K])``.
+
+    Teacher-forced answers equal greedy decoding's whenever every earlier answer token is
+    right, so an input counts as sorted here exactly when greedy decoding sorts it.
+    Usage: ``correct, margin = score(logits[:, :, task.answer], targets[:, task.answer])``
+    """
+    # Read in the network's own layout, vocabulary first (a view of the same logits): there
+    # these reductions run over an outer axis, several times faster.
+    z = logits.transpose(1, 3)  # [K, V, L, N]
+    answer = answer.mT  # [L, N] or [K, L, N]
+    ignored = answer == IGNORE  # [L, N] or [K, L, N]
+    hit = (greedy(z, dim=1) == answer) | ignored  # [K, L, N]
+    correct = hit.all(1).sum(-1)  # [K]
+    # p(answer) with <sep> forbidden: 1 / (the sum over letters l of e^(z_l - z_answer))
+    z_answer = z.gather(1, answer.clamp(min=0).expand(hit.shape)[:, None])  # [K, 1, L, N]
+    rest = (z[:, 1:] - z_answer).exp_().sum(1).masked_fill_(ignored, 1.0)  # [K, L, N]
+    return correct, rest.amax((-1, -2)).reciprocal()  # [K] each
 
 
 def stacked_logits(model: ZeptoGPT, params: dict[str, torch.Tensor], idx: torch.Tensor,
@@ -204,7 +285,8 @@ def initial_weights(model: ZeptoGPT, seeds: Sequence[int]) -> dict[str, torch.Te
 def per_model_loss(
     logits: torch.Tensor, targets: torch.Tensor, counts: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mean next-token cross-entropy of each model over the unmasked targets: [K, N, S, V] -> [K].
+    """Mean next-token cross-entropy of each model over the unmasked targets: [K, N, S, V] -> [K],
+    the targets ``[N, S]`` shared or each model's own ``[K, N, S]``.
 
     ``counts`` [K, N] weighs each model's sequences, as a minibatch that drew sequence n
     ``counts[k, n]`` times would; without it every sequence counts once.
@@ -216,9 +298,9 @@ def per_model_loss(
     nll = F.cross_entropy(logits.transpose(1, -1), targets.mT.expand(K, -1, -1),
                           ignore_index=IGNORE, reduction="none")  # [K, S, N], 0 where masked
     per_sequence = nll.sum(1)  # [K, N]
-    scored = (targets != IGNORE).sum(-1)  # [N]: targets the loss reads per sequence
+    scored = (targets != IGNORE).sum(-1)  # [N] or [K, N]: targets the loss reads per sequence
     if counts is None:
-        return per_sequence.sum(-1) / scored.sum()  # [K]
+        return per_sequence.sum(-1) / scored.sum(-1)  # [K]
     return (per_sequence * counts).sum(-1) / (counts * scored).sum(-1)  # [K]
 
 
