@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from zeptogpt import ModelConfig, ZeptoGPT, decode
+from zeptogpt import ModelConfig, SortTask, ZeptoGPT, decode
 from zeptogpt.anatomy import dissect
 from zeptogpt.plots import (
     plot_attention,
@@ -233,3 +233,18 @@ def test_importing_the_plots_does_not_import_matplotlib():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr  # `zeptogpt sort` does not pay for pictures
+
+
+def test_a_long_answer_draws_one_row_per_step_and_a_panel_per_head():
+    from zeptogpt.plots import STEPS_IN_FULL
+
+    task = SortTask("0123456789", 10)
+    model = ZeptoGPT(ModelConfig(vocab_size=task.vocab_size, block_size=task.seq_len),
+                     torch.Generator().manual_seed(0))
+    fig = plot_attention(model, task, "3141592653")
+    heatmaps = [ax for ax in fig.axes if ax.images]
+    assert len(heatmaps) == model.config.n_head and 10 > STEPS_IN_FULL
+    for ax in heatmaps:
+        assert len(ax.get_yticklabels()) == 10 and len(ax.get_xticklabels()) == 20
+        rows = ax.images[0].get_array()  # step s sees the 11 + s tokens up to its position
+        assert [int((~rows.mask[s]).sum()) for s in range(10)] == [11 + s for s in range(10)]

@@ -12,8 +12,6 @@ import os
 import sys
 from pathlib import Path
 
-DEMO_INPUTS = ("caa", "bac", "ccb")  # the seed's traces
-
 
 class UserError(Exception):
     """Anything the user can fix; printed as one line, exit 2."""
@@ -94,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     evaluation = _evaluation(checkpoint)
     print(f"Evaluation on {evaluation.scope} (greedy, <sep> forbidden after <sep>):")
     print(evaluation)
-    for x in _demo_inputs(task):
+    for x in task.examples():
         print(format_trace(checkpoint.model, task, x))
     _save(path, checkpoint, log)
     if sys.stdin is not None and sys.stdin.isatty():
@@ -473,17 +471,6 @@ def _evaluation(checkpoint):
     from zeptogpt.evaluation import evaluate
 
     return evaluate(checkpoint.model, checkpoint.task)
-
-
-def _demo_inputs(task) -> list[str]:
-    """The seed's three traced inputs where they fit the task; else three drawn with seed 0."""
-    import random
-
-    from zeptogpt.task import TASKS
-
-    if task == TASKS["abc3"]:
-        return list(DEMO_INPUTS)
-    return task.sample(random.Random(0), 3)
 
 
 def _layout(task) -> str:

@@ -36,6 +36,8 @@ def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
     a = dissect(model, task, text)
     heads = [(i, h) for i in range(a.n_layer) for h in range(len(a.attention[i]))]
     S = len(a.steps)
+    if S > STEPS_IN_FULL:
+        return _attention_rows(a, heads)
     fig = Figure(figsize=(3.6 * S + 0.6, 3.4 * len(heads) + 0.6), layout="constrained")
     axes = fig.subplots(len(heads), S, squeeze=False)
     for s, step in enumerate(a.steps):
@@ -54,6 +56,34 @@ def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
             ax.set_ylabel("query", fontsize=8)
     fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r} "
                  "(boxed row: the position that predicts)", fontsize=12)
+    return fig
+
+
+STEPS_IN_FULL = 4  # longer answers draw only each step's predicting row: 10 full panels of
+# 20 x 20 cells each were 4,000 pixels wide with unreadable numbers
+
+
+def _attention_rows(a, heads) -> Figure:
+    """The attention of a long answer: one panel per head, a row per decoding step, which is
+    the predicting position's row of that step's pattern (the boxed row of the full view)."""
+    from matplotlib.figure import Figure
+
+    seen = len(a.tokens) - 1  # tokens the last pass saw
+    columns = _position_labels(a.tokens[:seen])
+    rows = [f"step {s + 1} -> '{step.chosen}'" for s, step in enumerate(a.steps)]
+    fig = Figure(figsize=(0.55 * seen + 2.2, (0.4 * len(rows) + 1.2) * len(heads) + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(len(heads), 1, squeeze=False)[:, 0]
+    for ax, (i, h) in zip(axes, heads):
+        pattern = a.attention[i][h]
+        matrix = [[w if k <= step.position else math.nan for k, w in
+                   enumerate(pattern[step.position][:seen])] for step in a.steps]
+        _heatmap(ax, matrix, rows, columns, cmap="Blues", vmin=0.0, vmax=1.0, fmt="{:.2f}")
+        layer = f"layer {i} " if a.n_layer > 1 else ""
+        ax.set_title(f"{layer}head {h}", fontsize=10)
+        ax.set_xlabel("key (attended to)", fontsize=8)
+    fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r}: each step's "
+                 "predicting position over the tokens so far", fontsize=12)
     return fig
 
 

@@ -96,6 +96,7 @@ class App:
             "/api/info": dict(
                 model=repr(model), variant=variant_name(config), about=describe(checkpoint),
                 checkpoint=str(checkpoint_path), task=task.describe(), length=task.length,
+                example=task.examples()[0],
                 vocab=list(task.vocab), n_layer=config.n_layer, n_head=config.n_head,
                 n_params=config.n_params),
             "/api/params": dict(

@@ -160,6 +160,13 @@ class SortTask:
         symbols, lengths = sorted(self.alphabet), self.lengths
         return ["".join(rng.choices(symbols, k=rng.choice(lengths))) for _ in range(count)]
 
+    def examples(self) -> list[str]:
+        """Three inputs to show: the seed's traced ``caa``, ``bac``, ``ccb`` for its task, else
+        three drawn with seed 0."""
+        if self == TASKS["abc3"]:
+            return ["caa", "bac", "ccb"]
+        return self.sample(random.Random(0), 3)
+
     def edge_cases(self) -> list[str]:
         """The inputs a sample could miss and a sorter most often gets wrong: each symbol alone
         (``aaa``), the alphabet already sorted and reverse sorted, and the smallest and the

@@ -152,6 +152,7 @@ def train(
             with torch.no_grad():
                 correct, margin = score(logits[:, :, batches[0].at_answer], answers)  # [K] each
             full = (correct == idx.shape[1]) & (margin >= recipe.margin)  # [K]
+            seen = correct.clone()  # [K]: of the minibatch, for on_step
             checked = torch.zeros(len(active), dtype=torch.bool)  # [K]
             for i, k in enumerate(active):  # the whole set only for a seed that may be done
                 if step == recipe.max_steps or (bool(full[i]) and step >= next_check[k]):
@@ -168,7 +169,7 @@ def train(
             solved = (correct == task.n_inputs) & (margin >= recipe.margin)  # [K]
         done = solved | (step == recipe.max_steps)  # [K]
         if on_step is not None:
-            on_step(step, loss.detach(), correct, len(active))
+            on_step(step, loss.detach(), seen if drawn else correct, len(active))
         elapsed = time.perf_counter() - started
         losses, corrects = loss.tolist(), correct.tolist()
         for i, k in enumerate(active):

@@ -321,6 +321,7 @@ async function main() {
     INFO = await getJSON("/api/info");
     $("model-info").textContent = `${INFO.model} · ${INFO.about} · type ${INFO.task}`;
     $("hint").textContent = `${INFO.task}`;
+    if (INFO.example !== "caa") input.value = INFO.example;  // the page's default is the seed's
     const [params, weights, curve] = await Promise.all(
       ["/api/params", "/api/weights", "/api/curve"].map((u) => getJSON(u)));
     renderParams(params);
