@@ -116,3 +116,11 @@ def test_score_skips_what_a_shorter_input_does_not_have():
     assert int(correct) == 1 and float(margin) == pytest.approx(1 / (1 + torch.e**5))
     batch = Batch(SortTask("abc", 2, min_length=1), ["a", "ab"], 1, "answer")
     assert batch.answer.tolist() == [[1, IGNORE, IGNORE], [IGNORE, 1, 2]]
+
+
+def test_a_decaying_learning_rate_falls_from_lr_to_a_tenth():
+    recipe = zeptogpt.training.Recipe(lr=0.02, max_steps=100, decay=True)
+    rates = [recipe.lr_at(step) for step in range(101)]
+    assert rates[0] == pytest.approx(0.02) and rates[100] == pytest.approx(0.002)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert zeptogpt.training.Recipe(lr=0.02).lr_at(99) == 0.02  # no decay unless asked

@@ -163,7 +163,10 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=("answer", "full"), default="answer",
                    help="loss on the answer only (default) or on every next token (the seed's)")
     p.add_argument("--batch-size", type=_up_to(100_000, "a batch size"), metavar="N",
-                   help="sample this many sequences per step like the seed (default: all 27)")
+                   help="sample this many sequences per step like the seed (default: every "
+                        "input up to 20,000, else 256 drawn)")
+    p.add_argument("--decay", action="store_const", const=True,
+                   help="cosine decay of the learning rate to a tenth at the step limit")
 
 
 def build_parser() -> argparse.ArgumentParser:

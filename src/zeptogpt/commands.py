@@ -328,7 +328,7 @@ def _recipe(args: argparse.Namespace):
     from zeptogpt.training import Recipe
 
     flags = dict(max_steps=args.steps, objective=args.objective, lr=args.lr,
-                 batch_size=args.batch_size)
+                 batch_size=args.batch_size, decay=args.decay)
     return Recipe(**{k: v for k, v in flags.items() if v is not None})
 
 
