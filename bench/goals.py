@@ -42,18 +42,24 @@ def _config(goal: Goal) -> ModelConfig:
                        **goal.arch)
 
 
-SMALL = dict(n_embd=3, n_head=1, mlp_mult=1, pos_embed=False)
+# Under 120 parameters only E=3 without positions fits (with them: 123); three heads of width
+# 1 came closest in a probe of heads, MLP widths and recipes (best seed 666/729, none solved).
+SMALL = dict(n_embd=3, n_head=3, mlp_mult=1, pos_embed=False)
+E4 = dict(n_embd=4, n_head=2, mlp_mult=1, pos_embed=True)  # the smallest reliable one found
 E6 = dict(n_embd=6, n_head=2, mlp_mult=1, pos_embed=True)
 GOALS = [
     Goal("abc6", TASKS["abc6"], SMALL, Recipe(), 120, ">= 95 % of seeds 729/729, <= 120 params"),
-    Goal("abc6-e6", TASKS["abc6"], E6, Recipe(), 85_000, "the seed's architecture, for scale"),
+    Goal("abc6-e4", TASKS["abc6"], E4, Recipe(), 120, "the smallest reliable abc6 found"),
     Goal("abc1-6", TASKS["abc1-6"], E6, Recipe(), 10**9, "1,092/1,092 (lengths 1 to 6)"),
     Goal("abc1-6-reverse", SortTask("abc", 6, reverse=True, min_length=1), E6, Recipe(), 10**9,
          "as reliable as forward"),
-    Goal("digits5", TASKS["digits5"], E6, Recipe(max_steps=4000), 400,
+    # Drawn minibatches: the recipes that came closest in a probe of steps, lr, batch and decay
+    Goal("digits5", TASKS["digits5"], E6, Recipe(max_steps=6000, lr=0.01, warmup=100,
+         betas=(0.9, 0.99), weight_decay=0.01, batch_size=512), 400,
          ">= 95 % of seeds 100,000/100,000, <= 400 params"),
-    Goal("digits10", TASKS["digits10"], dict(n_embd=8, n_head=2, mlp_mult=2, pos_embed=True),
-         Recipe(max_steps=4000), 2000, ">= 99.9 % of the evaluation set, <= 2,000 params"),
+    Goal("digits10", TASKS["digits10"], dict(n_embd=15, n_head=3, mlp_mult=1, pos_embed=True),
+         Recipe(max_steps=3500, lr=0.01, warmup=100, betas=(0.9, 0.99), weight_decay=0.01),
+         2000, ">= 99.9 % of the evaluation set, <= 2,000 params"),
 ]
 
 

@@ -485,6 +485,24 @@ def test_a_checkpoint_brings_its_task_and_a_conflicting_flag_is_refused(workdir,
                                  "not the abcx4 asked for by --length 4\n")
 
 
+def test_a_task_of_several_lengths_through_the_cli(workdir, cli):
+    flags = ["--alphabet", "ab", "--length", "3", "--min-length", "2"]
+    code, out, _ = cli("train", *flags)
+    assert code == 0 and "Model accuracy on 12 inputs: 12/12" in out
+    path = workdir / "runs" / "abx2-3-e6" / "model.safetensors"
+    code, out, _ = cli("sort", "ba", "bab", "--checkpoint", str(path))
+    assert code == 0 and out == "ba -> ab\nbab -> abb\n"
+    for bad, count in (("a", "1 letter"), ("abab", "4 letters")):
+        code, out, err = cli("sort", bad, "--checkpoint", str(path))
+        assert code == 2 and out == "" and err == (
+            f"zeptogpt sort: error: '{bad}' has {count}: expected 2 to 3 letters from {{a, b}} "
+            "(case-insensitive)\n")
+    code, _, err = cli("sort", "ab", "--checkpoint", str(path), "--min-length", "3")
+    assert code == 2 and "trained for abx2-3" in err and "--min-length 3" in err
+    code, out, _ = cli("trace", "ba", "--checkpoint", str(path))
+    assert code == 0 and "start [b, a, <sep>]" in out and "step3" not in out
+
+
 def test_each_task_has_its_own_default_checkpoint(workdir, cli):
     code, out, _ = cli("sort", "0312", "--alphabet", "0123", "--length", "4")
     assert code == 0 and out == "0312 -> 0123\n"

@@ -124,3 +124,14 @@ def test_a_decaying_learning_rate_falls_from_lr_to_a_tenth():
     assert rates[0] == pytest.approx(0.02) and rates[100] == pytest.approx(0.002)
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     assert zeptogpt.training.Recipe(lr=0.02).lr_at(99) == 0.02  # no decay unless asked
+
+
+def test_a_drawn_minibatch_holds_edge_cases_one_in_sixteen():
+    from zeptogpt.training import EDGE_SHARE, draw
+
+    task = SortTask("0123456789", 10)
+    edges = task.edge_cases()
+    batch = draw(task, random.Random(0), 256, edges)
+    assert len(batch) == 256 and batch == draw(task, random.Random(0), 256, edges)
+    assert set(batch[-256 // EDGE_SHARE:]) <= set(edges)  # 16 of them, from the edge cases
+    assert sum(x in edges for x in batch[: -256 // EDGE_SHARE]) <= 1  # the rest: a uniform draw

@@ -56,12 +56,13 @@ def test_every_recipe_change_shows_in_the_default_file_name():
     default = result_name("e6", 256, 0, Recipe())
     assert default == "e6-256seeds" and result_name("e6", 256, 7, Recipe()) == "e6-256seeds-from7"
     changed = dict(max_steps=500, lr=0.01, warmup=10, betas=(0.9, 0.99), weight_decay=0.0,
-                   objective="full", batch_size=32, margin=0.5)
+                   objective="full", batch_size=32, margin=0.5, decay=True)
     assert set(changed) == {f.name for f in fields(Recipe)}  # a new field must be named too
     names = {result_name("e6", 256, 0, Recipe(**{k: v})) for k, v in changed.items()}
     assert len(names) == len(changed) and default not in names
     two = Recipe(max_steps=500, lr=0.01)
     assert result_name("e6", 256, 0, two) == "e6-256seeds-steps500-lr0.01"
+    assert result_name("e6", 256, 0, Recipe(decay=True)) == "e6-256seeds-decay"
 
 
 def test_variants_table_keeps_the_seed_words(small_sweep):

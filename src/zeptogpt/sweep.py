@@ -120,7 +120,7 @@ def result_name(variant: str, seeds: int, first_seed: int, recipe: Recipe) -> st
         value = getattr(recipe, f.name)
         if value != f.default:
             text = ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else (
-                f"{value:g}" if isinstance(value, float) else str(value))
+                f"{value:g}" if isinstance(value, float) else "" if value is True else str(value))
             name += f"-{short.get(f.name, f.name)}{text}"
     return name
 

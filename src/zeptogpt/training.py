@@ -133,6 +133,7 @@ def train(
         # Each seed draws its own minibatches from its own generator, so it gets the same ones
         # whichever seeds it is trained with; the evaluation set is fixed by the task.
         samplers = [random.Random(s) for s in seeds]
+        edges = task.edge_cases()
         checks = Batch(task, task.evaluation_inputs(), start, recipe.objective)
         next_check = [0] * len(seeds)
     else:
@@ -146,8 +147,8 @@ def train(
     model_steps = 0
     for step in range(recipe.max_steps + 1):
         if drawn:
-            batches = [Batch(task, task.sample(samplers[k], recipe.batch_size or DRAWN_BATCH),
-                             start, recipe.objective) for k in active]
+            batches = [Batch(task, draw(task, samplers[k], recipe.batch_size or DRAWN_BATCH,
+                                        edges), start, recipe.objective) for k in active]
             idx = torch.stack([b.idx for b in batches])  # [K, B, T-1]: each seed its own
             targets = torch.stack([b.targets for b in batches])  # [K, B, S]
             logits = vmap(lambda p, x: functional_call(template, p, (x,)))(
@@ -207,6 +208,18 @@ def train(
     checked_on = len(checks.words) if drawn else task.n_inputs
     return TrainResult(config, final, [r for r in results if r is not None], model_steps,
                        checked_on)
+
+
+EDGE_SHARE = 16  # one drawn sequence in 16 is an edge case: a uniform draw all but never
+# makes 0000000000 or 0999999999, and digits10 models got exactly those wrong
+
+
+def draw(task: SortTask, rng: random.Random, size: int, edges: Sequence[str]) -> list[str]:
+    """A drawn minibatch: ``size`` inputs from ``task.sample``, one in ``EDGE_SHARE`` of them
+    one of the ``edges`` instead.
+    Usage: ``draw(task, random.Random(seed), 256, task.edge_cases())``"""
+    n_edges = size // EDGE_SHARE
+    return task.sample(rng, size - n_edges) + rng.choices(edges, k=n_edges)
 
 
 class Batch:
