@@ -76,6 +76,14 @@ def _page(url):
             browser.close()
 
 
+def _sort_on_page(page, text: str) -> None:
+    """Type ``text``, press Sort, and wait until the page shows its result."""
+    page.fill("#input", text)
+    page.click("#sort")
+    page.wait_for_function("t => document.getElementById('result-input').textContent === t",
+                           arg=text, timeout=5000)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(page address, model) of a freshly trained checkpoint served on a free loopback port."""
@@ -178,11 +186,7 @@ def test_page_of_a_two_layer_model_shows_every_layer(served_two_layers):
     task, L, H = SortTask(), model.config.n_layer, model.config.n_head
     assert L == 2
     with _page(url) as (page, errors):
-        page.fill("#input", "bca")
-        page.click("#sort")
-        page.wait_for_function(
-            "t => document.getElementById('result-input').textContent === t",
-            arg="bca", timeout=5000)
+        _sort_on_page(page, "bca")
         d = decode(model, task, ["bca"])
         tokens = task.decode(d.ids[0])
         assert page.inner_text("#output") == d.outputs[0]
@@ -224,3 +228,20 @@ def parse_error(task, text):
     except InputError as e:
         return str(e)
     raise AssertionError(f"{text!r} is valid")
+
+
+def test_page_of_the_hand_coded_sorter_shows_attention_only(tmp_path):
+    """A model without MLP, norm or positions (the hand-coded sorter) sorts on the page, says
+    it has no MLP, and lists its weights; no script error."""
+    from zeptogpt.handcoded import sorter
+
+    task = SortTask()
+    model = sorter(task)
+    with _serving(Checkpoint(model, task), tmp_path / "model.safetensors") as url:
+        with _page(url) as (page, errors):
+            _sort_on_page(page, "cba")
+            assert page.inner_text("#output") == "".join(sorted("cba"))
+            assert page.locator("#steps .step").count() == 3
+            assert page.get_by_text("no MLP: attention only").count() == 3
+            assert page.get_attribute("#weights", "data-count") == str(model.config.n_params)
+            assert errors == []

@@ -30,8 +30,22 @@ def random_configs(n: int) -> list[ModelConfig]:
     return configs
 
 
-CONFIGS = [variant_config(name) for name in VARIANTS] + random_configs(6)
-IDS = list(VARIANTS) + [f"random{i}" for i in range(6)]
+def knob_configs() -> list[ModelConfig]:
+    """Every architecture knob past the seed's at each of its values at least once, mixed."""
+    return [
+        ModelConfig(n_embd=4, n_head=1, head_dim=3, mlp_width=0, norm="none", pos_embed=False,
+                    tie_qk=True),
+        ModelConfig(n_embd=3, n_head=2, head_dim=2, mlp_width=5, norm="rmsnorm",
+                    pos_embed=False, sinusoidal=True, tie_vo=True),
+        ModelConfig(vocab_size=5, block_size=9, n_embd=5, n_head=1, norm="rmsnorm-fixed",
+                    tie_unembed=False, tie_qk=True, tie_vo=True),
+        ModelConfig(n_embd=4, n_head=2, mlp_width=2, norm="layernorm-fixed", pos_embed=False,
+                    sinusoidal=True, tie_unembed=False),
+    ]
+
+
+CONFIGS = [variant_config(name) for name in VARIANTS] + random_configs(6) + knob_configs()
+IDS = list(VARIANTS) + [f"random{i}" for i in range(6)] + [f"knobs{i}" for i in range(4)]
 
 
 def batch(config: ModelConfig, n: int = 5, seed: int = 0) -> torch.Tensor:
@@ -65,7 +79,10 @@ def test_gradients_are_the_references(config, scale):
     times their size put scores 100 times apart, which takes some queries to float64."""
     model = ZeptoGPT(config, torch.Generator().manual_seed(1))
     with torch.no_grad():
-        model.blocks[0].attn.W_Q.mul_(scale), model.blocks[0].attn.W_K.mul_(scale)
+        attn = model.blocks[0].attn
+        attn.W_Q.mul_(scale)
+        if attn.W_K is not None:  # a tied W_K is W_Q, scaled already
+            attn.W_K.mul_(scale)
     idx = batch(config, 8)
     start = config.block_size // 2
     targets = batch(config, 8, seed=1)[:, start:]

@@ -183,3 +183,85 @@ def test_the_cache_names_every_layer():
 def test_variant_config_keeps_every_count():
     for name, count in EXPECTED.items():
         assert variant_config(name).n_params == count
+
+
+# (knob, value, parameters it saves from the seed's 318, counted by hand)
+KNOBS = [
+    ("head_dim", 1, 144 - 4 * 6 * 2),  # two heads of width 1: Q, K, V, O are 6 × 2
+    ("mlp_width", 0, 72 + 12),  # no MLP, and so no ln2 before it
+    ("mlp_width", 3, 72 - 36),
+    ("norm", "rmsnorm", 3 * 6),  # a gain, no bias
+    ("norm", "layernorm-fixed", 36),
+    ("norm", "rmsnorm-fixed", 36),
+    ("norm", "none", 36),
+    ("tie_qk", True, 36),
+    ("tie_vo", True, 36),
+    ("tie_unembed", False, -24),  # W_U costs as much as W_E
+]
+
+
+@pytest.mark.parametrize("knob, value, saved", KNOBS, ids=[f"{k}={v}" for k, v, _ in KNOBS])
+def test_each_knob_changes_the_count_by_hand_and_the_table_is_the_module(knob, value, saved):
+    config = ModelConfig(**{knob: value})
+    model = ZeptoGPT(config)
+    assert config.n_params == 318 - saved == sum(p.numel() for p in model.parameters())
+    assert sum(config.param_breakdown().values()) == config.n_params
+    assert config.format_params().endswith(f"Trainable parameters: {318 - saved}")
+
+
+def test_sinusoidal_positions_are_fixed_and_uncounted():
+    config = ModelConfig(pos_embed=False, sinusoidal=True)
+    model = ZeptoGPT(config)
+    assert config.n_params == 276 == sum(p.numel() for p in model.parameters())
+    assert "W_pos" not in model.state_dict()  # rebuilt from the config, never saved
+    # the paper's formula: sin and cos of t / T^(2i/E) in dimension pairs, distinct rows
+    assert model.W_pos[3, 0].item() == pytest.approx(math.sin(3), abs=1e-6)
+    assert model.W_pos[3, 1].item() == pytest.approx(math.cos(3), abs=1e-6)
+    assert model.W_pos[2, 2].item() == pytest.approx(math.sin(2 / 7 ** (2 / 6)), abs=1e-6)
+    assert len({tuple(r) for r in model.W_pos.tolist()}) == 7
+    with pytest.raises(ValueError, match="not both"):
+        ModelConfig(sinusoidal=True)
+
+
+def test_tied_weights_are_the_ones_they_are_tied_to():
+    model = ZeptoGPT(ModelConfig(tie_qk=True, tie_vo=True), torch.Generator().manual_seed(0))
+    attn = model.blocks[0].attn
+    W_Q, W_K, W_V, W_O = attn.weights()
+    assert W_K is attn.W_Q and torch.equal(W_O, attn.W_V.mT)
+    # keys through the queries' weights make every head's scores symmetric in (query, key)
+    x = torch.randn(1, 5, 6)
+    q = torch.einsum("bte,hed->bhtd", x, W_Q)
+    scores = q @ q.mT
+    assert torch.allclose(scores, scores.mT)
+    assert "blocks.0.attn.W_K" not in dict(model.named_parameters())
+
+
+def test_norms_are_pytorchs():
+    for norm, kind in [("layernorm", torch.nn.LayerNorm), ("rmsnorm", torch.nn.RMSNorm),
+                       ("layernorm-fixed", torch.nn.LayerNorm), ("none", torch.nn.Identity)]:
+        model = ZeptoGPT(ModelConfig(norm=norm))
+        assert type(model.ln_f) is kind and type(model.blocks[0].ln1) is kind
+
+
+def test_attention_only_block_adds_nothing_after_attention():
+    model = ZeptoGPT(ModelConfig(mlp_width=0), torch.Generator().manual_seed(3))
+    logits, cache = model.run_with_cache(torch.tensor([[1, 2, 3, 0, 1]]))
+    assert torch.equal(cache["blocks.0.resid_post"], cache["blocks.0.resid_mid"])
+    assert cache["blocks.0.mlp_hidden"].shape == (1, 5, 0)
+    torch.testing.assert_close(logits, model.unembed(cache["blocks.0.resid_mid"]))
+
+
+def test_untied_unembedding_is_its_own_weight():
+    model = ZeptoGPT(ModelConfig(tie_unembed=False), torch.Generator().manual_seed(4))
+    x = torch.randn(1, 2, 6)
+    torch.testing.assert_close(model.unembed(x), model.ln_f(x) @ model.W_U)
+    assert model.W_U.shape == (6, 4)
+
+
+@pytest.mark.parametrize("kwargs", [dict(head_dim=-1), dict(mlp_width=-2), dict(norm="batch"),
+                                    dict(n_embd=5, n_head=2)])
+def test_bad_knobs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        ModelConfig(**kwargs)
+    # a head width of its own frees E from dividing by H
+    assert ModelConfig(n_embd=5, n_head=2, head_dim=3).d_head == 3

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from zeptogpt.config import ModelConfig, variant_name
+from zeptogpt.config import KNOB_FIELDS, ModelConfig, variant_name
 from zeptogpt.files import from_fields, write_atomic
 from zeptogpt.model import ZeptoGPT
 from zeptogpt.runlog import LogError, Row, log_bytes, log_path, read_log
@@ -153,10 +153,10 @@ def load(path: str | Path) -> Checkpoint:
     else:
         tensors = _renamed_from_format_1(path, tensors)
     # Every field must be there: a default would quietly fill in for a lost one. Format 1
-    # predates n_layer, and had one block.
+    # predates n_layer, and had one block; files from before the architecture knobs have none.
     try:
         config = from_fields(ModelConfig, _json_object(path, metadata, "config"),
-                             optional=() if fmt == FORMAT else ("n_layer",))
+                             optional=KNOB_FIELDS + (() if fmt == FORMAT else ("n_layer",)))
     except ValueError as e:
         raise CheckpointError(
             f"{path} has a config that is not a ZeptoGPT architecture ({e})") from None

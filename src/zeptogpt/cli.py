@@ -17,12 +17,13 @@ from typing import NoReturn
 
 from zeptogpt import commands
 from zeptogpt.commands import UserError
-from zeptogpt.config import VARIANTS
+from zeptogpt.config import NORMS, POSITIONS, VARIANTS
 from zeptogpt.task import MAX_LENGTH, TASKS, InputError, SortTask
 
 USAGE_ERROR = 2  # the user can fix it: one line that says what was expected
 FAULT = 1  # the system refused: a full disk, a closed terminal, a name too long
-COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve")
+COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve",
+            "verify", "search", "board", "handcode")
 PLOTS = ("attention", "lens", "weights", "curves")
 FALLBACK_SEED = "seed used if a checkpoint has to be trained first"
 NAME_MAX = 255  # bytes in one file or folder name: the common file systems' limit
@@ -142,6 +143,26 @@ def _add_model_options(p: argparse.ArgumentParser, checkpoint: bool = True) -> N
                    help="learned positional embedding on/off (overrides the variant)")
     p.add_argument("--layers", type=_up_to(64, "a number of blocks"), metavar="L",
                    help="transformer blocks (default 1, the seed's)")
+    knobs = p.add_argument_group("architecture knobs (docs/board.md)")
+    knobs.add_argument("--arch", metavar="NAME",
+                       help="an architecture by the name search and board print (e.g. "
+                            "e4-h1x2-m0-nonorm-sin-qk); the flags above and below refine it")
+    knobs.add_argument("--head-dim", type=_up_to(256, "a head width"), metavar="D",
+                       help="each head's width (default E / H; E need not divide by H then)")
+    knobs.add_argument("--mlp-width", type=lambda t: _integer(t, 0, 4096, "an MLP width from 0 "
+                                                                 "to 4,096"), metavar="M",
+                       help="MLP hidden width (overrides --mlp); 0: attention only")
+    knobs.add_argument("--norm", type=_one_of(NORMS, "norm"), metavar="KIND",
+                       help=f"normalisation: {', '.join(NORMS)} (default layernorm)")
+    knobs.add_argument("--positions", type=_one_of(POSITIONS, "kind of positions"),
+                       metavar="KIND", help="learned (default), sinusoidal (fixed, not "
+                                            "counted) or none; overrides --pos")
+    knobs.add_argument("--tie-qk", action="store_const", const=True,
+                       help="keys through the queries' weights (W_K = W_Q)")
+    knobs.add_argument("--tie-vo", action="store_const", const=True,
+                       help="heads write back through their value weights (W_O = W_V^T)")
+    knobs.add_argument("--untied-unembed", action="store_const", const=True,
+                       help="learn the LM head W_U instead of reading W_E again")
     if checkpoint:
         p.add_argument("--checkpoint", type=_file, metavar="PATH",
                        help="checkpoint file (default: runs/<variant>/model.safetensors)")
@@ -249,6 +270,39 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1: this machine only; ::1 for "
                        "IPv6; 0.0.0.0 or :: opens the page to the network)")
+
+    verify = sub.add_parser("verify", help="check a checkpoint independently: its own greedy "
+                            "decoding against sorted(), parameters by the board's rules")
+    verify.add_argument("checkpoint", type=_file, metavar="CHECKPOINT",
+                        help="the .safetensors file to verify")
+
+    search = sub.add_parser("search", help="train many small architectures over many seeds "
+                            "and write the Pareto front (parameters against seeds solved)")
+    _add_task_options(search)
+    search.add_argument("--seeds", type=_up_to(10_000, "a number of seeds"), default=256,
+                        metavar="N", help="seeds per architecture (default 256)")
+    search.add_argument("--max-params", type=_up_to(100_000, "a parameter count"), default=60,
+                        metavar="N", help="the grid's architectures up to N parameters "
+                        "(default 60)")
+    search.add_argument("--arch", nargs="+", metavar="NAME",
+                        help="search these architectures instead of the grid")
+    _add_recipe_options(search)
+    search.add_argument("--out", type=_file, metavar="FILE",
+                        help="results, one line per architecture, resumed if it exists "
+                        "(default runs/search/<task>-<seeds>seeds<recipe>.jsonl)")
+    search.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a number of cores"),
+                        metavar="N", help="cores to use (default: all)")
+
+    handcode = sub.add_parser("handcode", help="save the hand-coded sorter of a task (four "
+                              "numbers, docs/board.md) and verify it")
+    _add_task_options(handcode)
+    handcode.add_argument("--checkpoint", type=_file, metavar="PATH",
+                          help="where to save it (default runs/<task>-hand-coded/"
+                               "model.safetensors)")
+
+    board = sub.add_parser("board", help="SortBoard: every entry verified, and the front")
+    board.add_argument("--out", type=_file, metavar="PNG",
+                       help="draw the front here too (parameters against seeds solved)")
     return parser
 
 

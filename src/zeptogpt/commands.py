@@ -8,6 +8,7 @@ CLI prints as one line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -261,8 +262,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board_command(name: str):
+    """A command of ``zeptogpt.board_commands``, imported when it runs."""
+    def command(args: argparse.Namespace) -> int:
+        from zeptogpt import board_commands
+
+        return getattr(board_commands, f"cmd_{name}")(args)
+    return command
+
+
 COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
-                 params=cmd_params, sweep=cmd_sweep, plot=cmd_plot, serve=cmd_serve)
+                params=cmd_params, sweep=cmd_sweep, plot=cmd_plot, serve=cmd_serve,
+                verify=_board_command("verify"), search=_board_command("search"),
+                board=_board_command("board"), handcode=_board_command("handcode"))
 
 
 # --- pieces the commands share ------------------------------------------------------------------
@@ -270,7 +282,6 @@ COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trac
 def _task(args: argparse.Namespace):
     """The task the flags ask for: a named one (default ``abc3``, the seed's), changed by
     ``--alphabet``, ``--length``, ``--min-length`` and ``--reverse``."""
-    import dataclasses
 
     from zeptogpt.task import TASKS
 
@@ -295,13 +306,26 @@ def _task_flags(args: argparse.Namespace) -> list[str]:
 
 def _model_config(args: argparse.Namespace, task=None):
     """The task (the flags', unless given) and the architecture the flags ask for, sized for it."""
-    from zeptogpt.config import variant_config
+    from zeptogpt.config import config_from_name, variant_config
 
     task = _task(args) if task is None else task
     flags = dict(n_embd=args.embed, n_head=args.heads, mlp_mult=args.mlp, pos_embed=args.pos,
-                 n_layer=args.layers)
+                 n_layer=args.layers, head_dim=args.head_dim, mlp_width=args.mlp_width,
+                 norm=args.norm, tie_qk=args.tie_qk, tie_vo=args.tie_vo,
+                 tie_unembed=False if args.untied_unembed else None)
+    if args.positions is not None:
+        if args.pos is not None and args.pos != (args.positions == "learned"):
+            raise UserError(f"--positions {args.positions} contradicts "
+                            f"--{'' if args.pos else 'no-'}pos")
+        flags |= dict(pos_embed=args.positions == "learned",
+                      sinusoidal=args.positions == "sinusoidal")
     overrides = {k: v for k, v in flags.items() if v is not None}
     try:
+        if args.arch:
+            if args.variant:
+                raise UserError("--arch and --variant both name an architecture: give one")
+            named = config_from_name(args.arch, task.vocab_size, task.seq_len)
+            return task, dataclasses.replace(named, **overrides)
         return task, variant_config(args.variant or "e6", task.vocab_size, task.seq_len,
                                     **overrides)
     except ValueError as e:
@@ -311,9 +335,14 @@ def _model_config(args: argparse.Namespace, task=None):
 def _architecture_flags(args: argparse.Namespace) -> list[str]:
     """The architecture options given on the command line, as they were typed."""
     flags = [f"--variant {args.variant}"] if args.variant else []
+    flags += [f"--arch {args.arch}"] if args.arch else []
     flags += [f"--{name} {value}" for name, value in
               (("embed", args.embed), ("heads", args.heads), ("mlp", args.mlp),
-               ("layers", args.layers)) if value]
+               ("layers", args.layers), ("head-dim", args.head_dim),
+               ("mlp-width", args.mlp_width), ("norm", args.norm),
+               ("positions", args.positions)) if value is not None]
+    flags += [f"--{name}" for name, on in (("tie-qk", args.tie_qk), ("tie-vo", args.tie_vo),
+                                           ("untied-unembed", args.untied_unembed)) if on]
     return flags + ([] if args.pos is None else ["--pos" if args.pos else "--no-pos"])
 
 

@@ -6,8 +6,8 @@ next-token logits ``[K, B, S, V]`` that ``ZeptoGPT(config)`` with model k's weig
 positions ``start`` and later (S = T - start). Training calls it for every seed at every step.
 
 What it covers: every config with one block (``covers(config)``), whatever its vocabulary,
-context, width, heads, MLP and positions. With more blocks ``train`` runs the reference itself
-over the stacked weights (``torch.func``).
+context, width, heads and head width, MLP (or none), normalisation, positions and ties. With
+more blocks ``train`` runs the reference itself over the stacked weights (``torch.func``).
 
 Why it is exact: it reorders the reference's arithmetic, it approximates nothing.
 1. In one block, positions before ``start`` reach later ones only as keys and values, so
@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from zeptogpt.config import ModelConfig
+from zeptogpt.model import sinusoidal_positions
 
 
 def covers(config: ModelConfig) -> bool:
@@ -88,13 +89,20 @@ def pairing(key: torch.Tensor, query: torch.Tensor, n_query: int) -> Pairing:
     return Pairing(used // n_query, used % n_query, sums, slots)
 
 
-def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5
-               ) -> torch.Tensor:
-    """``nn.LayerNorm`` over the features, which lie on axis -3 here: ``[K, E, T, B]``, with
-    each model's weight and bias ``[K, E]``."""
-    x = x - x.mean(-3, keepdim=True)  # [K, E, T, B]
+def normalise(x: torch.Tensor, p: dict[str, torch.Tensor], name: str, kind: str,
+              eps: float = 1e-5) -> torch.Tensor:
+    """``model.make_norm``'s module ``name`` over the features, which lie on axis -3 here:
+    ``[K, E, T, B]``, with each model's gain and bias ``[K, E]`` where it learns them."""
+    if kind == "none":
+        return x
+    if kind.startswith("layernorm"):
+        x = x - x.mean(-3, keepdim=True)  # [K, E, T, B]
     x = x * torch.rsqrt((x * x).mean(-3, keepdim=True) + eps)  # [K, E, T, B]
-    return x * w[..., :, None, None] + b[..., :, None, None]  # [K, E, T, B]
+    if f"{name}.weight" in p:
+        x = x * p[f"{name}.weight"][..., :, None, None]  # [K, E, T, B]
+    if f"{name}.bias" in p:
+        x = x + p[f"{name}.bias"][..., :, None, None]  # [K, E, T, B]
+    return x
 
 
 class Divide(torch.autograd.Function):
@@ -154,19 +162,26 @@ def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tens
     if not covers(config):
         raise ValueError(f"the engine computes one block, not {config.n_layer}")
     p = {name.removeprefix("blocks.0."): w for name, w in params.items()}
-    V, (B, T), D = config.vocab_size, idx.shape, config.d_head
+    V, (B, T), D, norm = config.vocab_size, idx.shape, config.d_head, config.norm
+    # a tied weight is the other one, read again (so its gradient adds up in one place)
+    W_K = p["attn.W_Q"] if config.tie_qk else p["attn.W_K"]  # [K, H, E, D]
+    W_O = p["attn.W_V"].mT if config.tie_vo else p["attn.W_O"]  # [K, H, D, E]
+    W_U = p["W_E"] if config.tie_unembed else p["W_U"].mT  # [K, V, E]
     S = T - start
     # The tables below hold each (token, position) pair once, flattened; these say where each
     # sequence finds its own tokens in them.
     key = idx.mT * T + torch.arange(T)[:, None]  # [T, B]: pair of each token, in [V, T]
     query = idx.mT[start:] * S + torch.arange(S)[:, None]  # [S, B]: pair, in [V, S]
     pairs = p["W_E"].mT[..., :, None]  # [K, E, V, 1]
-    if "W_pos" in p:
+    if config.pos_embed:
         pairs = pairs + p["W_pos"].mT[..., None, :T]  # [K, E, V, T]
+    elif config.sinusoidal:
+        fixed = sinusoidal_positions(config.block_size, config.n_embd)  # [T, E], no K axis
+        pairs = pairs + fixed.mT[:, None, :T]  # [K, E, V, T]
     pairs = pairs.expand(*pairs.shape[:-1], T)  # [K, E, V, T]: every pair's embedding
     x = lookup(pairs.flatten(-2), key[start:])  # [K, E, S, B]: the residual stream
-    h = layer_norm(pairs, p["ln1.weight"], p["ln1.bias"])  # [K, E, V, T]
-    W_QKV = torch.stack([p["attn.W_Q"], p["attn.W_K"], p["attn.W_V"]], -4)  # [K, 3, H, E, D]
+    h = normalise(pairs, p, "ln1", norm)  # [K, E, V, T]
+    W_QKV = torch.stack([p["attn.W_Q"], W_K, p["attn.W_V"]], -4)  # [K, 3, H, E, D]
     qkv = torch.einsum("...jhed,...evt->...jhdvt", W_QKV, h)  # [K, 3, H, D, V, T]
     q, k, v = qkv.unbind(-5)  # [K, H, D, V, T] each: one product for all three
     q = q[..., start:]  # [K, H, D, V, S]
@@ -175,13 +190,14 @@ def logits(params: dict[str, torch.Tensor], config: ModelConfig, idx: torch.Tens
               ).sum(-2) / math.sqrt(D)  # [K, H, U]: every score the batch needs, once
     values = lookup(v.flatten(-2), pair.key)  # [K, H, D, U]
     z, weights, denom = attend(scores, values, pair, V * S)  # [K, H, D, S * B]
-    W_O = p["attn.W_O"].flatten(-3, -2).mT  # [K, E, H * D]
+    W_O = W_O.flatten(-3, -2).mT  # [K, E, H * D]
     x = x + (W_O @ z.flatten(-3, -2)).unflatten(-1, (S, B))  # [K, E, S, B]
-    h = layer_norm(x, p["ln2.weight"], p["ln2.bias"])  # [K, E, S, B]
-    hidden = F.relu(torch.einsum("...em,...esb->...msb", p["mlp.W_in"], h))  # [K, M, S, B]
-    x = x + torch.einsum("...me,...msb->...esb", p["mlp.W_out"], hidden)  # [K, E, S, B]
-    x = layer_norm(x, p["ln_f.weight"], p["ln_f.bias"])  # [K, E, S, B]
-    out = torch.einsum("...ve,...esb->...vsb", p["W_E"], x).transpose(-1, -3)  # [K, B, S, V]
+    if config.d_mlp:  # an attention-only block stops here
+        h = normalise(x, p, "ln2", norm)  # [K, E, S, B]
+        hidden = F.relu(torch.einsum("...em,...esb->...msb", p["mlp.W_in"], h))  # [K, M, S, B]
+        x = x + torch.einsum("...me,...msb->...esb", p["mlp.W_out"], hidden)  # [K, E, S, B]
+    x = normalise(x, p, "ln_f", norm)  # [K, E, S, B]
+    out = torch.einsum("...ve,...esb->...vsb", W_U, x).transpose(-1, -3)  # [K, B, S, V]
     if not with_pattern:  # training: the pattern is for people, not for the loss
         return out
     after = torch.zeros_like(weights[..., :1])  # [K, H, 1]: the weight of a later key

@@ -45,29 +45,61 @@ def init_weight(
         w.normal_(std=std, generator=g)
 
 
+def sinusoidal_positions(T: int, E: int) -> torch.Tensor:
+    """Fixed positions ``[T, E]``: dimensions 2i and 2i + 1 are the sine and cosine of
+    t / T^(2i/E), the Transformer paper's formula with the context length T as its base (the
+    paper's 10,000 suits thousands of tokens; over ours the slow dimensions would not move).
+    Usage: ``sinusoidal_positions(7, 4)  # [7, 4]``
+    """
+    t = torch.arange(T, dtype=torch.float32)[:, None]  # [T, 1]
+    pair = torch.arange(E) // 2  # [E]: dimension d belongs to pair d // 2
+    angle = t / float(max(T, 2)) ** (2 * pair / E)  # [T, E]
+    return torch.where(torch.arange(E) % 2 == 0, angle.sin(), angle.cos())  # [T, E]
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    """The normalisation ``config.norm`` names: PyTorch's LayerNorm or RMSNorm, with or without
+    a learned gain (and bias), or none at all."""
+    E = config.n_embd
+    return {"layernorm": lambda: nn.LayerNorm(E),
+            "layernorm-fixed": lambda: nn.LayerNorm(E, elementwise_affine=False),
+            "rmsnorm": lambda: nn.RMSNorm(E, eps=1e-5),
+            "rmsnorm-fixed": lambda: nn.RMSNorm(E, eps=1e-5, elementwise_affine=False),
+            "none": nn.Identity}[config.norm]()
+
+
 class CausalSelfAttention(nn.Module):
     """H heads, each reading the tokens so far through its own queries, keys and values."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         E, H, D = config.n_embd, config.n_head, config.d_head
+        # A tied weight is no parameter of its own (None here): ``weights()`` reads it from the
+        # one it is tied to. The order is the draw order of the initial weights.
         self.W_Q = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
-        self.W_K = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
+        self.W_K = None if config.tie_qk else nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
         self.W_V = nn.Parameter(torch.empty(H, E, D))  # [H, E, D]
-        self.W_O = nn.Parameter(torch.empty(H, D, E))  # [H, D, E]
+        self.W_O = None if config.tie_vo else nn.Parameter(torch.empty(H, D, E))  # [H, D, E]
+
+    def weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W_Q, W_K ``[H, E, D]``, W_V ``[H, E, D]``, W_O ``[H, D, E]``, ties resolved."""
+        W_K = self.W_Q if self.W_K is None else self.W_K  # [H, E, D]
+        W_O = self.W_V.mT if self.W_O is None else self.W_O  # [H, D, E]
+        return self.W_Q, W_K, self.W_V, W_O
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The attention's output ``[B, T, E]`` and its pattern ``[B, H, T, T]`` (query, key)."""
-        T, D = x.shape[1], self.W_Q.shape[-1]
-        q = torch.einsum("bte,hed->bhtd", x, self.W_Q)  # [B, H, T, D]
-        k = torch.einsum("bte,hed->bhtd", x, self.W_K)  # [B, H, T, D]
-        v = torch.einsum("bte,hed->bhtd", x, self.W_V)  # [B, H, T, D]
+        W_Q, W_K, W_V, W_O = self.weights()
+        T, D = x.shape[1], W_Q.shape[-1]
+        q = torch.einsum("bte,hed->bhtd", x, W_Q)  # [B, H, T, D]
+        k = torch.einsum("bte,hed->bhtd", x, W_K)  # [B, H, T, D]
+        v = torch.einsum("bte,hed->bhtd", x, W_V)  # [B, H, T, D]
         scores = q @ k.transpose(-1, -2) / math.sqrt(D)  # [B, H, T, T]
         future = torch.ones(T, T, dtype=torch.bool).triu(1)  # [T, T]: key after query
         scores = scores.masked_fill(future, float("-inf"))  # [B, H, T, T]
         pattern = scores.softmax(-1)  # [B, H, T, T]: each query's weights over its keys
         z = pattern @ v  # [B, H, T, D]: each head's weighted values
-        out = torch.einsum("bhtd,hde->bte", z, self.W_O)  # [B, T, E]: heads summed
+        out = torch.einsum("bhtd,hde->bte", z, W_O)  # [B, T, E]: heads summed
         return out, pattern
 
 
@@ -86,21 +118,26 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attention(ln1(x)), then x + mlp(ln2(x))."""
+    """Pre-LayerNorm transformer block: x + attention(ln1(x)), then x + mlp(ln2(x)); an
+    attention-only block (MLP width 0) stops after the first."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.ln1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln2 = nn.LayerNorm(config.n_embd)
-        self.mlp = MLP(config)
+        self.ln2 = make_norm(config) if config.d_mlp else None  # it would normalise nothing
+        self.mlp = MLP(config) if config.d_mlp else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The residual stream after the block ``[B, T, E]`` and what happened inside it."""
         attn_out, pattern = self.attn(self.ln1(x))  # [B, T, E], [B, H, T, T]
         resid_mid = x + attn_out  # [B, T, E]
-        mlp_out, mlp_hidden = self.mlp(self.ln2(resid_mid))  # [B, T, E], [B, T, M]
-        resid_post = resid_mid + mlp_out  # [B, T, E]
+        if self.mlp is None:  # attention only: nothing is added, no neuron fires
+            mlp_hidden = x.new_zeros(*x.shape[:-1], 0)  # [B, T, 0]
+            resid_post = resid_mid  # [B, T, E]
+        else:
+            mlp_out, mlp_hidden = self.mlp(self.ln2(resid_mid))  # [B, T, E], [B, T, M]
+            resid_post = resid_mid + mlp_out  # [B, T, E]
         return resid_post, dict(pattern=pattern, attn_out=attn_out, resid_mid=resid_mid,
                                 mlp_hidden=mlp_hidden, resid_post=resid_post)
 
@@ -113,10 +150,16 @@ class ZeptoGPT(nn.Module):
         super().__init__()
         self.config = config
         V, T, E = config.vocab_size, config.block_size, config.n_embd
-        self.W_E = nn.Parameter(torch.empty(V, E))  # [V, E], also the LM head (tied)
-        self.W_pos = nn.Parameter(torch.empty(T, E)) if config.pos_embed else None  # [T, E]
+        self.W_E = nn.Parameter(torch.empty(V, E))  # [V, E], also the LM head when tied
+        if config.pos_embed:
+            self.W_pos = nn.Parameter(torch.empty(T, E))  # [T, E]
+        elif config.sinusoidal:  # a formula, not a weight: rebuilt from the config, never saved
+            self.register_buffer("W_pos", sinusoidal_positions(T, E), persistent=False)
+        else:
+            self.W_pos = None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(E)
+        self.ln_f = make_norm(config)
+        self.W_U = None if config.tie_unembed else nn.Parameter(torch.empty(E, V))  # [E, V]
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -151,11 +194,10 @@ class ZeptoGPT(nn.Module):
 
         Usage: ``model.unembed(cache["blocks.0.resid_mid"])  # [B, T, E] -> [B, T, V]``
         """
-        return self.ln_f(resid) @ self.W_E.T  # [B, T, V]
+        W_U = self.W_E.T if self.W_U is None else self.W_U  # [E, V]
+        return self.ln_f(resid) @ W_U  # [B, T, V]
 
     def __repr__(self) -> str:
         c = self.config
-        pos = "learned positions" if c.pos_embed else "no positions"
         blocks = f"{c.n_layer} blocks, " if c.n_layer > 1 else ""
-        return (f"ZeptoGPT({variant_name(c)}: {blocks}E={c.n_embd}, H={c.n_head}x{c.d_head}, "
-                f"MLP={c.d_mlp}, {pos}, {c.n_params} parameters)")
+        return f"ZeptoGPT({variant_name(c)}: {blocks}{c.describe()}, {c.n_params} parameters)"

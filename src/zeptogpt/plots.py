@@ -194,6 +194,42 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
     return fig
 
 
+def plot_board(entries: Sequence, searches: dict[str, Sequence], title: str = "SortBoard"
+               ) -> Figure:
+    """The board's picture: each search's architectures as share of seeds solved against
+    parameters, its Pareto front as a line, and the board's entries on top (a hand-coded one
+    is a single model: drawn at the top as a star). ``entries`` are ``board.Entry`` rows,
+    ``searches`` a search's name -> its ``search.Row`` rows."""
+    from matplotlib.figure import Figure
+
+    from zeptogpt.search import front
+
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
+    for (name, rows), color in zip(searches.items(), colors, strict=False):
+        ax.scatter([r.params for r in rows], [r.share for r in rows], s=8, alpha=0.35,
+                   color=color, label=f"{name}: {len(rows)} architectures")
+        best = front(rows)
+        ax.plot([r.params for r in best], [r.share for r in best], drawstyle="steps-post",
+                color=color, lw=1.5)
+    for e in entries:
+        hand = e.category == "hand-coded"
+        share = 1.0 if hand else int(e.seeds.split("/")[0]) / int(e.seeds.split("/")[1])
+        ax.scatter([e.params], [share], marker="*" if hand else "o", s=90, color="black",
+                   zorder=3)
+        ax.annotate(f"{e.task} {e.category} {e.params}", (e.params, share), fontsize=7,
+                    xytext=(4, -10 if hand else 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.08)
+    ax.set_xlabel("parameters (free scalars, the board's rules)")
+    ax.set_ylabel("share of seeds that train to 100 %")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right", fontsize=8)
+    ax.set_title(title)
+    return fig
+
+
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write the figure as a PNG atomically (temporary file, then rename); returns the path."""
     png = io.BytesIO()
@@ -246,24 +282,40 @@ def _weight_panels(model: ZeptoGPT, task: SortTask):
     mlp = [f"m{i}" for i in range(model.config.d_mlp)]
     blocks = [(f"layer {i} " if len(model.blocks) > 1 else "", b)
               for i, b in enumerate(model.blocks)]
-    panels = [(f"W_E token embedding {tuple(model.W_E.shape)} (also the LM head)",
+    c = model.config
+    head = " (also the LM head)" if c.tie_unembed else ""
+    panels = [(f"W_E token embedding {tuple(model.W_E.shape)}{head}",
                model.W_E.tolist(), list(task.vocab), dims)]
     if model.W_pos is not None:
-        panels.append((f"W_pos position embedding {tuple(model.W_pos.shape)}",
+        kind = "position embedding" if c.pos_embed else "fixed sinusoidal positions"
+        panels.append((f"W_pos {kind} {tuple(model.W_pos.shape)}",
                        model.W_pos.tolist(), [f"pos {i}" for i in range(len(model.W_pos))], dims))
+    if model.W_U is not None:
+        panels.append((f"W_U unembedding {tuple(model.W_U.shape)}", model.W_U.tolist(), dims,
+                       list(task.vocab)))
     norms = [(f"{layer}{name}", getattr(b, name)) for layer, b in blocks for name in ("ln1", "ln2")]
     for name, ln in [*norms, ("ln_f", model.ln_f)]:
-        panels.append((f"{name} LayerNorm gain w, bias b (2, {E})",
-                       [ln.weight.tolist(), ln.bias.tolist()], ["w", "b"], dims))
+        learned = [(n, t) for n, t in (("w", getattr(ln, "weight", None)),
+                                       ("b", getattr(ln, "bias", None))) if t is not None]
+        if learned:  # a fixed norm (or none) has nothing to show
+            what = ", ".join({"w": "gain w", "b": "bias b"}[n] for n, _ in learned)
+            panels.append((f"{name} {type(ln).__name__} {what} ({len(learned)}, {E})",
+                           [t.tolist() for _, t in learned], [n for n, _ in learned], dims))
+    # a tied weight has no panel of its own: the one it reads again says so
+    shared = {"W_Q": " (W_K = W_Q)" if c.tie_qk else "", "W_V": " (W_O = W_Vᵀ)" if c.tie_vo else ""}
     for layer, b in blocks:
         for name in ("W_Q", "W_K", "W_V", "W_O"):
-            w = getattr(b.attn, name)  # [H, E, D] or [H, D, E]
+            w = getattr(b.attn, name)  # [H, E, D] or [H, D, E]; None where tied
+            if w is None:
+                continue
             for h in range(w.shape[0]):
                 rows, cols = (dims, [f"d{i}" for i in range(w.shape[2])]) if name != "W_O" else (
                     [f"d{i}" for i in range(w.shape[1])], dims)
-                panels.append((f"{layer}{name} head {h} {tuple(w[h].shape)}", w[h].tolist(),
-                               rows, cols))
+                panels.append((f"{layer}{name} head {h} {tuple(w[h].shape)}{shared.get(name, '')}",
+                               w[h].tolist(), rows, cols))
     for layer, b in blocks:
+        if b.mlp is None:
+            continue
         W_in, W_out = b.mlp.W_in, b.mlp.W_out  # [E, M], [M, E]
         panels.append((f"{layer}W_in MLP in {tuple(W_in.shape)}", W_in.tolist(), dims, mlp))
         panels.append((f"{layer}W_out MLP out {tuple(W_out.shape)}", W_out.tolist(), mlp, dims))

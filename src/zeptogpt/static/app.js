@@ -139,7 +139,8 @@ function renderStep(a, s, k) {
   });
   const attention = several ? el("div", { class: "layers" }, ...layers) : layers[0];
 
-  const mlp = heatmap(s.mlp_hidden, {
+  // an attention-only model (MLP width 0) has no activations to show
+  const mlp = !s.mlp_hidden[0].length ? el("p", { text: "no MLP: attention only" }) : heatmap(s.mlp_hidden, {
     rows: s.mlp_hidden.map((_, i) => (several ? `layer ${i} · ` : "") + labels[s.position]),
     cols: s.mlp_hidden[0].map((_, j) => `m${j}`), kind: "signed",
     title: "MLP activations (after ReLU)",
