@@ -1,11 +1,11 @@
 """SortBoard: the smallest transformers that sort, each a checkpoint in the package, verified.
 
 An entry is a small checkpoint in ``zeptogpt/board_entries/`` (a few KB) whose facts say its
-category (``trained`` or ``hand-coded``), how to reproduce it and, for a trained one, the share of
-seeds that train its architecture to 100 % with one recipe. ``rows()`` verifies every entry
-with ``zeptogpt.verify`` (its own decoding, ``sorted()`` as the oracle, the counting rules)
-and ``table()`` prints the board; nothing on it is taken from the files' word alone but the
-share of seeds and the command.
+category (``trained`` or ``hand-coded``) and how to reproduce it. ``rows()`` verifies every
+entry with ``zeptogpt.verify`` (its own decoding, ``sorted()`` as the oracle, the counting
+rules), reads the share of seeds that train a trained entry's architecture to 100 % from the
+searches in ``board_entries/searches/`` (``zeptogpt search`` results files), and ``table()``
+prints the board.
 
 Usage::
 
@@ -32,7 +32,7 @@ class Entry:
     correct: int
     total: int
     scope: str  # "exhaustive" or "sample"
-    seeds: str  # "243/256": seeds that train the architecture to 100 % ("-" if hand-coded)
+    seeds: str  # "243/256": seeds that train the architecture to 100 % ("-": hand-coded)
     reproduce: str  # the command that makes it again
     file: str  # the checkpoint's name in zeptogpt/board_entries/
 
@@ -48,8 +48,10 @@ def rows(folder: Path = ENTRIES) -> list[Entry]:
     Usage: ``[e.params for e in rows() if e.category == "hand-coded"]``
     """
     from zeptogpt.checkpoint import load
+    from zeptogpt.config import variant_name
     from zeptogpt.verify import verify
 
+    searched = seeds_solved(folder / "searches")
     entries = []
     for path in entry_files(folder):
         checkpoint = load(path)
@@ -59,9 +61,30 @@ def rows(folder: Path = ENTRIES) -> list[Entry]:
             category=facts.get("category", "trained"), task=checkpoint.task.name,
             params=verdict.parameters.free, arch=checkpoint.model.config.describe(),
             correct=verdict.correct, total=verdict.total, scope=verdict.scope,
-            seeds=facts.get("seeds", "-"), reproduce=facts.get("reproduce", "-"),
+            seeds=searched.get((checkpoint.task.name, variant_name(checkpoint.model.config)),
+                               "-"),
+            reproduce=facts.get("reproduce", "-"),
             file=path.name))
     return sorted(entries, key=lambda e: (e.task, e.category != "trained", e.params))
+
+
+def seeds_solved(folder: Path) -> dict[tuple[str, str], str]:
+    """(task name, architecture) -> "solved/seeds" from the search with the most seeds that
+    ran it, over the results files in ``folder``."""
+    import json
+
+    from zeptogpt.task import SortTask
+
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        lines = path.read_text().splitlines()
+        task = SortTask(**json.loads(lines[0])["search"]["task"]).name
+        for line in lines[1:]:
+            row = json.loads(line)
+            key = (task, row["arch"])
+            if row["seeds"] > best.get(key, (0, 0))[1]:
+                best[key] = (row["solved"], row["seeds"])
+    return {key: f"{solved}/{seeds}" for key, (solved, seeds) in best.items()}
 
 
 def table(entries: list[Entry]) -> str:
@@ -75,22 +98,24 @@ def table(entries: list[Entry]) -> str:
 
 @dataclass(frozen=True)
 class Spec:
-    """How an entry is made: hand-coded (``zeptogpt.handcoded``) or trained from one seed with
-    the default recipe, and the share of seeds its architecture trains to 100 % in a search."""
+    """How an entry is made: hand-coded (``zeptogpt.handcoded``), or trained from one seed with
+    the default recipe."""
 
     file: str
     category: str  # "trained" or "hand-coded"
     task: str  # a named task (zeptogpt.task.TASKS)
     arch: str = ""  # trained: the architecture's name (config_from_name)
     seed: int = 0  # trained: the seed of the entry's weights
-    seeds: str = "-"  # trained: "solved/searched" from the search in SEARCHES
 
 
-# The entries, from `zeptogpt search` runs whose results are in SEARCHES (docs/board.md).
+# The entries: the trained ones are the front of the searches in SEARCHES (docs/board.md).
 SPECS = [
     Spec("abc3-hand-coded.safetensors", "hand-coded", "abc3"),
     Spec("abc6-hand-coded.safetensors", "hand-coded", "abc6"),
-    Spec("abc3-seed-e6.safetensors", "trained", "abc3", "e6", 0, "256/256"),
+    Spec("abc3-trained-16.safetensors", "trained", "abc3", "e2-h2-m0-nonorm-sin-qk-vo"),
+    Spec("abc3-trained-24.safetensors", "trained", "abc3", "e3-h1x2-m0-nonorm-sin-qk-vo"),
+    Spec("abc3-trained-30.safetensors", "trained", "abc3", "e2-h1-m0-nonorm-pos-qk-vo"),
+    Spec("abc3-seed-e6.safetensors", "trained", "abc3", "e6"),
 ]
 
 
@@ -102,7 +127,8 @@ def reproduce(spec: Spec) -> str:
 
 
 def build(spec: Spec, folder: Path = ENTRIES) -> Path:
-    """Make the entry ``spec`` describes and save it in ``folder`` with its facts.
+    """Make the entry ``spec`` describes and save it in ``folder`` with its facts. Train with
+    one torch thread, as the CLI does, for the CLI's weights bit for bit.
 
     Usage: ``build(SPECS[0], Path("/tmp"))``
     """
@@ -118,5 +144,5 @@ def build(spec: Spec, folder: Path = ENTRIES) -> Path:
     else:
         config = config_from_name(spec.arch, task.vocab_size, task.seq_len)
         model = train(task, config, seeds=[spec.seed]).models[0]
-    facts = {"category": spec.category, "seeds": spec.seeds, "reproduce": reproduce(spec)}
+    facts = {"category": spec.category, "reproduce": reproduce(spec)}
     return save(folder / spec.file, Checkpoint(model, task, facts))

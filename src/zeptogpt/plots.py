@@ -213,12 +213,18 @@ def plot_board(entries: Sequence, searches: dict[str, Sequence], title: str = "S
         best = front(rows)
         ax.plot([r.params for r in best], [r.share for r in best], drawstyle="steps-post",
                 color=color, lw=1.5)
+    points: dict[tuple[int, float, bool], list[str]] = {}  # entries at one point share a label
     for e in entries:
         hand = e.category == "hand-coded"
-        share = 1.0 if hand else int(e.seeds.split("/")[0]) / int(e.seeds.split("/")[1])
-        ax.scatter([e.params], [share], marker="*" if hand else "o", s=90, color="black",
-                   zorder=3)
-        ax.annotate(f"{e.task} {e.category} {e.params}", (e.params, share), fontsize=7,
+        solved, _, seeds = e.seeds.partition("/")
+        if not (hand or seeds):  # a trained entry no search ran: no share to draw it at
+            continue
+        share = 1.0 if hand else int(solved) / int(seeds)
+        points.setdefault((e.params, share, hand), []).append(e.task)
+    for (params, share, hand), tasks in points.items():
+        ax.scatter([params], [share], marker="*" if hand else "o", s=90, color="black", zorder=3)
+        what = "hand-coded" if hand else "trained"
+        ax.annotate(f"{', '.join(tasks)} {what} {params}", (params, share), fontsize=7,
                     xytext=(4, -10 if hand else 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.08)
