@@ -116,6 +116,9 @@ SPECS = [
     Spec("abc3-trained-24.safetensors", "trained", "abc3", "e3-h1x2-m0-nonorm-sin-qk-vo"),
     Spec("abc3-trained-30.safetensors", "trained", "abc3", "e2-h1-m0-nonorm-pos-qk-vo"),
     Spec("abc3-seed-e6.safetensors", "trained", "abc3", "e6"),
+    Spec("abc6-trained-40.safetensors", "trained", "abc6", "e4-h1x2-m0-nonorm-sin-qk"),
+    Spec("abc6-trained-42.safetensors", "trained", "abc6", "e2-h1-m0-nonorm-pos-qk-vo"),
+    Spec("abc6-trained-63.safetensors", "trained", "abc6", "e3-h1x2-m0-nonorm-pos-qk-vo"),
 ]
 
 

@@ -23,7 +23,7 @@ from zeptogpt.task import MAX_LENGTH, TASKS, InputError, SortTask
 USAGE_ERROR = 2  # the user can fix it: one line that says what was expected
 FAULT = 1  # the system refused: a full disk, a closed terminal, a name too long
 COMMANDS = ("run", "train", "eval", "sort", "trace", "params", "sweep", "plot", "serve",
-            "verify", "search", "board", "handcode")
+            "verify", "search", "board", "handcode", "explain", "export")
 PLOTS = ("attention", "lens", "weights", "curves")
 FALLBACK_SEED = "seed used if a checkpoint has to be trained first"
 NAME_MAX = 255  # bytes in one file or folder name: the common file systems' limit
@@ -299,6 +299,25 @@ def build_parser() -> argparse.ArgumentParser:
     handcode.add_argument("--checkpoint", type=_file, metavar="PATH",
                           help="where to save it (default runs/<task>-hand-coded/"
                                "model.safetensors)")
+
+    explain = sub.add_parser("explain", help="measure how the model sorts (attention, logit "
+                             "attribution, ablations, logit lens) and write the page about it")
+    _add_model_options(explain)
+    _add_seed_option(explain, FALLBACK_SEED)
+    explain.add_argument("--out", type=_file, default=Path("docs/how-it-sorts.md"),
+                         metavar="FILE", help="the page (default docs/how-it-sorts.md)")
+    explain.add_argument("--seeds", type=lambda t: _integer(t, 0, 10_000, "a number of seeds "
+                                                            "from 0 to 10,000"), default=256,
+                         metavar="N", help="also train N seeds of the architecture and group "
+                         "them by how they sort (default 256; 0: skip)")
+
+    export = sub.add_parser("export", help="the model for another library: TransformerLens")
+    export.add_argument("--to", choices=("transformer-lens",), required=True,
+                        help="the library (transformer-lens: a HookedTransformer, 3.x)")
+    export.add_argument("--out", type=_file, required=True, metavar="FILE",
+                        help="the file to write (torch.save of its config and weights)")
+    _add_model_options(export)
+    _add_seed_option(export, FALLBACK_SEED)
 
     board = sub.add_parser("board", help="SortBoard: every entry verified, and the front")
     board.add_argument("--out", type=_file, metavar="PNG",

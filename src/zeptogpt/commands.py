@@ -262,19 +262,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _board_command(name: str):
-    """A command of ``zeptogpt.board_commands``, imported when it runs."""
+def _command_in(module: str, name: str):
+    """The command ``cmd_<name>`` of ``zeptogpt.<module>``, imported when it runs."""
     def command(args: argparse.Namespace) -> int:
-        from zeptogpt import board_commands
+        import importlib
 
-        return getattr(board_commands, f"cmd_{name}")(args)
+        return getattr(importlib.import_module(f"zeptogpt.{module}"), f"cmd_{name}")(args)
     return command
 
 
 COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trace=cmd_trace,
                 params=cmd_params, sweep=cmd_sweep, plot=cmd_plot, serve=cmd_serve,
-                verify=_board_command("verify"), search=_board_command("search"),
-                board=_board_command("board"), handcode=_board_command("handcode"))
+                **{name: _command_in("board_commands", name)
+                   for name in ("verify", "search", "board", "handcode")},
+                **{name: _command_in("study_commands", name) for name in ("explain", "export")})
 
 
 # --- pieces the commands share ------------------------------------------------------------------
