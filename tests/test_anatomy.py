@@ -1,10 +1,12 @@
 """The numbers behind the plots and the page: checked against decoding and the model's own cache."""
 
+import re
+
 import pytest
 import torch
 
 from zeptogpt import InputError, ModelConfig, ZeptoGPT, decode
-from zeptogpt.anatomy import dissect, lens_points, weight_list
+from zeptogpt.anatomy import dissect, lens_points, step_sentence, weight_list
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +114,133 @@ def test_bad_input_is_the_tasks_one_line_error(trained, task, text):
         task.parse(text)
     assert str(caught.value) == str(expected.value)
     assert "\n" not in str(caught.value)
+
+
+# --- each step's attribution and its sentence ---------------------------------------------------
+
+@pytest.mark.parametrize("which", ["trained", "two_layers"])
+def test_each_step_carries_every_parts_share_of_the_chosen_logit(request, task, which):
+    """Oracle: the model's own logits (the shares add up to them) and one call of attribute on
+    the decoded sequence, read at the step's position and chosen token."""
+    from zeptogpt.attribution import attribute, part_names
+
+    model = request.getfixturevalue(which)
+    a = dissect(model, task, "cba")
+    assert a.parts == part_names(model)
+    ids = torch.tensor([task.encode(a.tokens)])  # [1, T]
+    logits, shares = attribute(model, ids[:, :-1])
+    for step in a.steps:
+        chosen = a.vocab.index(step.chosen)
+        assert list(step.attribution) == a.parts
+        assert sum(step.attribution.values()) == pytest.approx(step.logits[chosen], abs=1e-4)
+        assert step.logits[chosen] == pytest.approx(float(logits[0, step.position, chosen]))
+        for name, share in step.attribution.items():
+            assert share == pytest.approx(float(shares[name][0, step.position, chosen]))
+
+
+SENTENCE = re.compile(
+    r"Step (?P<step>\d+) picks (?P<c>\S+): (?P<head>(?:layer \d+ )?head \d+) puts "
+    r"(?P<w>\d\.\d\d) of its weight on the (?:(?P<count>\w+) )?(?P<t>\S+?)(?:'s)? "
+    r"\(positions? (?P<where>[\d, ]+)\) and adds (?P<share>[+−]\d+\.\d) to (?P=c)'s logit of "
+    r"(?P<logit>−?\d+\.\d)(?P<rest>(?:; [^;]+)*)\.")
+
+
+def number(text):
+    return float(text.replace("−", "-"))
+
+
+def check_sentence(model, task, text, k):
+    """Every number of step k's sentence against the model: its own attention pattern, its
+    logit, and each part's share (attribute), and the parts left out add less than 0.05."""
+    from zeptogpt.attribution import attribute
+
+    a = dissect(model, task, text)
+    sentence = step_sentence(a, k)
+    m = SENTENCE.fullmatch(sentence)
+    assert m, sentence
+    step = a.steps[k]
+    pos, c = step.position, step.chosen
+    assert (int(m["step"]), m["c"]) == (k + 1, c)
+    ids = torch.tensor([task.encode(a.tokens)])
+    with torch.no_grad():
+        _, cache = model.run_with_cache(ids[:, :-1])
+    logits, shares = attribute(model, ids[:, :-1])
+    chosen = a.vocab.index(c)
+    share = {name: float(v[0, pos, chosen]) for name, v in shares.items()}
+    assert number(m["logit"]) == pytest.approx(float(logits[0, pos, chosen]), abs=0.051)
+    # the head named is the one that adds most; the token named takes most of its weight
+    layer, head = (int(x) for x in re.findall(r"\d+", m["head"])) if "layer" in m["head"] else (
+        0, int(m["head"].split()[-1]))
+    heads = {(i, h): share[f"L{i}H{h}"] for i in range(model.config.n_layer)
+             for h in range(model.config.n_head)}
+    assert heads[layer, head] == max(heads.values())
+    assert number(m["share"]) == pytest.approx(heads[layer, head], abs=0.051)
+    row = cache[f"blocks.{layer}.pattern"][0, head, pos, : pos + 1]  # [pos + 1]
+    where = [i for i in range(pos + 1) if a.tokens[i] == m["t"]]
+    assert [int(x) for x in m["where"].split(", ")] == where
+    per_token = {t: float(row[[i for i in range(pos + 1) if a.tokens[i] == t]].sum())
+                 for t in set(a.tokens[: pos + 1])}
+    assert per_token[m["t"]] == pytest.approx(max(per_token.values()), abs=1e-6)
+    assert number(m["w"]) == pytest.approx(per_token[m["t"]], abs=0.0051)
+    # every other part, as said: said ones to 0.05, the others under 0.05 each
+    said = dict(re.findall(r"; (.+?) adds? ([+−]\d+\.\d)", m["rest"]))
+    labels = {f"L{i}H{h}": (f"layer {i} head {h}" if model.config.n_layer > 1 else f"head {h}")
+              for i, h in heads}
+    labels |= {f"L{i}MLP": (f"layer {i}'s MLP" if model.config.n_layer > 1 else "the MLP")
+               for i in range(model.config.n_layer)}
+    groups = {labels[p]: share[p] for p in share if p in labels and labels[p] != m["head"]}
+    embeddings = "the embeddings" if "pos" in share else "the token embedding"
+    groups[embeddings] = share["embed"] + share.get("pos", 0.0)
+    groups["ln_f's bias"] = share["bias"]
+    for label, v in groups.items():
+        if label in said:
+            assert number(said[label]) == pytest.approx(v, abs=0.051), label
+        else:
+            assert abs(v) < 0.051, label
+    assert set(said) <= set(groups)
+    return sentence
+
+
+@pytest.mark.parametrize("which", ["trained", "two_layers", "hand_coded"])
+@pytest.mark.parametrize("text", ["caa", "bca", "abb"])
+def test_each_steps_sentence_says_the_models_numbers(request, task, which, text):
+    model = request.getfixturevalue(which)
+    for k in range(task.length):
+        check_sentence(model, task, text, k)
+
+
+@pytest.fixture(scope="module")
+def hand_coded(task):
+    """No MLP, no norm, no positions: the sentence has no MLP, no bias and one embedding."""
+    from zeptogpt.handcoded import sorter
+
+    return sorter(task)
+
+
+def test_the_sorting_head_is_named_at_the_last_step(trained, task):
+    """At caa's last step one head looks at the c, the letter not yet written: the sentence
+    says so (the weight itself is checked against the pattern above)."""
+    sentence = step_sentence(dissect(trained, task, "caa"), 2)
+    assert sentence.startswith("Step 3 picks c: head ") and "on the c (position 0)" in sentence
+
+
+def test_a_changed_model_changes_the_sentence(trained, task):
+    import copy
+
+    changed = copy.deepcopy(trained)
+    top = re.search(r"head (\d)", step_sentence(dissect(trained, task, "caa"), 2))[1]
+    with torch.no_grad():
+        changed.blocks[0].attn.W_O[int(top)] *= 0.5  # that head writes half as much
+    before = [step_sentence(dissect(trained, task, "caa"), k) for k in range(3)]
+    after = [check_sentence(changed, task, "caa", k) for k in range(3)]
+    assert all(b != a for b, a in zip(before, after))
+
+
+def test_numbers_are_rounded_as_javascripts_tofixed():
+    """Halves round up, on the float's exact value (Python's format rounds them to even)."""
+    from zeptogpt.anatomy import _fixed, _signed
+
+    assert [_fixed(v, 2) for v in (0.125, 0.375, 1.005, 0.0)] == ["0.13", "0.38", "1.00", "0.00"]
+    assert [_fixed(v, 1) for v in (0.25, 2.45, 9.96)] == ["0.3", "2.5", "10.0"]
+    assert format(0.125, ".2f") == "0.12"  # what the page would not print
+    assert (_signed(-0.44), _signed(3.25), _signed(0.0)) == ("−0.4", "+3.3", "+0.0")

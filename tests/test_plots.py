@@ -25,6 +25,21 @@ def texts(ax):
     return [t.get_text() for t in ax.texts]
 
 
+def panels(fig):
+    """The figure's visible heatmaps, without its colour bar."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax not in colorbars(fig)]
+
+
+def colorbars(fig):
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def colorbar_limits(fig):
+    """(vmin, vmax) of the figure's one colour bar."""
+    (bar,) = colorbars(fig)
+    return bar.get_ylim()
+
+
 @pytest.fixture(scope="module")
 def two_layers():
     """An untrained model of two blocks: every layer must be drawn, trained or not."""
@@ -36,8 +51,9 @@ def test_attention_has_one_panel_per_head_and_step_with_the_weights_written(requ
     model = request.getfixturevalue(which)
     fig = plot_attention(model, task, "cab")
     Ls, H, S = model.config.n_layer, model.config.n_head, task.length
-    axes = [ax for ax in fig.axes if ax.get_visible()]
+    axes = panels(fig)
     assert len(axes) == Ls * H * S
+    assert colorbar_limits(fig) == (0.0, 1.0)  # one bar: weights from 0 to 1
     decoded = decode(model, task, ["cab"])
     tokens = task.decode(decoded.ids[0])
     with torch.no_grad():  # the oracle: the model's own patterns
@@ -60,10 +76,11 @@ def test_lens_rows_are_the_models_own_distribution_at_every_layer(request, task,
     fig = plot_lens(model, task, "ccb")
     a = dissect(model, task, "ccb")
     rows = 1 + 2 * model.config.n_layer  # embedding, then each block's attention and MLP
-    assert len(fig.axes) == task.length
+    assert len(panels(fig)) == task.length
+    assert colorbar_limits(fig) == (0.0, 1.0)  # probabilities
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == [*a.lens_labels[:-1], a.lens_labels[-1] + " (output)"]
-    for ax, step in zip(fig.axes, a.steps):
+    for ax, step in zip(panels(fig), a.steps):
         assert [t.get_text() for t in ax.get_xticklabels()] == list(task.vocab)  # <sep> too
         values = [float(t) for t in texts(ax)]
         assert len(values) == rows * task.vocab_size
@@ -75,18 +92,19 @@ def test_lens_rows_are_the_models_own_distribution_at_every_layer(request, task,
 
 
 def test_lens_of_the_trained_model_ends_confident(trained, task):
-    for ax in plot_lens(trained, task, "ccb").axes:
+    for ax in panels(plot_lens(trained, task, "ccb")):
         assert max(float(t) for t in texts(ax)[-4:]) > 0.5  # the output row: a confident choice
 
 
-@pytest.mark.parametrize("which, panels, total", [("trained", 15, 318), ("two_layers", 27, 558)])
-def test_weights_sheet_shows_every_weight(request, task, which, panels, total):
+@pytest.mark.parametrize("which, n_panels, total", [("trained", 15, 318),
+                                                    ("two_layers", 27, 558)])
+def test_weights_sheet_shows_every_weight(request, task, which, n_panels, total):
     """W_E, W_pos, 2 LayerNorms a block and ln_f, 4 attention matrices x 2 heads and 2 MLP
     matrices a block."""
     model = request.getfixturevalue(which)
     fig = plot_weights(model, task)
-    shown = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(shown) == panels
+    shown = panels(fig)
+    assert len(shown) == n_panels
     assert sum(len(ax.texts) for ax in shown) == total == model.config.n_params
     written = sorted(float(t) for ax in shown for t in texts(ax))
     actual = sorted(round(float(v), 2) for p in model.parameters() for v in p.detach().flatten())
@@ -100,6 +118,21 @@ def test_weights_sheet_shows_every_weight(request, task, which, panels, total):
         for i in range(model.config.n_layer):
             assert f"layer {i} W_Q head 1 (6, 3)" in titles and f"layer {i} ln2" in " ".join(titles)
             assert f"layer {i} W_in MLP in (6, 6)" in titles
+
+
+@pytest.mark.parametrize("which", ["trained", "two_layers"])
+def test_weights_share_one_colour_scale_shown_by_one_bar(request, task, which):
+    """Oracle: the largest |weight| among the model's parameters; every panel's colours run to
+    it (not to its own largest), and the colour bar says so."""
+    model = request.getfixturevalue(which)
+    vmax = max(float(p.detach().abs().max()) for p in model.parameters())
+    fig = plot_weights(model, task)
+    for ax in panels(fig):
+        assert ax.images[0].get_clim() == pytest.approx((-vmax, vmax))
+    assert colorbar_limits(fig) == pytest.approx((-vmax, vmax))
+    # the panels' own largest values differ, so one scale is not each panel's
+    own = [max(abs(v) for v in ax.images[0].get_array().compressed()) for ax in panels(fig)]
+    assert min(own) < 0.9 * vmax
 
 
 def test_curves_and_solved_share(tmp_path):
@@ -244,6 +277,7 @@ def test_a_long_answer_draws_one_row_per_step_and_a_panel_per_head():
     fig = plot_attention(model, task, "3141592653")
     heatmaps = [ax for ax in fig.axes if ax.images]
     assert len(heatmaps) == model.config.n_head and 10 > STEPS_IN_FULL
+    assert colorbar_limits(fig) == (0.0, 1.0)
     for ax in heatmaps:
         assert len(ax.get_yticklabels()) == 10 and len(ax.get_xticklabels()) == 20
         rows = ax.images[0].get_array()  # step s sees the 11 + s tokens up to its position

@@ -162,6 +162,56 @@ def test_fixed_panels(server, checkpoint_path):
     assert info["n_layer"] == 1 and info["n_head"] == 2 and info["n_params"] == 318
 
 
+def test_info_lists_every_input_of_a_small_task_and_the_architecture(server, checkpoint_path):
+    """The page's buttons and diagram come from here: oracle, the task's inputs and the
+    checkpoint's own config."""
+    config = load(checkpoint_path).model.config
+    _, info = get_json(server, "/api/info")
+    assert info["inputs"] == SortTask().all_inputs() and len(info["inputs"]) == 27
+    assert info["n_inputs"] == 27 and (info["alphabet"], info["min_length"]) == ("abc", 3)
+    assert info["arch"] == dict(n_layer=1, n_head=2, n_embd=6, d_head=3, d_mlp=config.d_mlp,
+                                norm="layernorm", positions="learned", tie_qk=False,
+                                tie_vo=False, tie_unembed=True)
+
+
+def test_a_large_task_lists_no_inputs_and_a_bare_model_says_what_it_lacks(tmp_path):
+    from zeptogpt.checkpoint import Checkpoint
+    from zeptogpt.handcoded import sorter
+
+    task = SortTask("abcdefghij", 3)  # 1,000 inputs: the page draws one at random instead
+    with serving(make_server(Checkpoint(sorter(task), task), tmp_path / "m.safetensors",
+                             port=0)) as big:
+        _, info = get_json(big, "/api/info")
+        _, a = get_json(big, "/api/trace?input=jab")
+    assert info["inputs"] is None and info["n_inputs"] == 1000
+    assert info["arch"]["d_mlp"] == 0 and info["arch"]["norm"] == "none"
+    assert info["arch"]["positions"] == "none"
+    assert a["output"] == "abj" and a["parts"] == ["embed", "L0H0", "bias"]
+
+
+def test_trace_steps_carry_each_parts_share_of_the_chosen_logit(server, checkpoint_path):
+    """Oracle: the model's own logits, which the shares add up to."""
+    model, task = load(checkpoint_path).model, SortTask()
+    _, a = get_json(server, "/api/trace?input=bca")
+    assert a["parts"] == ["embed", "pos", "L0H0", "L0H1", "L0MLP", "bias"]
+    ids = torch.tensor([task.encode(a["tokens"][:-1])])
+    with torch.no_grad():
+        logits = model(ids)[0]  # [T-1, V]
+    for s in a["steps"]:
+        chosen = a["vocab"].index(s["chosen"])
+        assert list(s["attribution"]) == a["parts"]
+        assert sum(s["attribution"].values()) == pytest.approx(
+            float(logits[s["position"], chosen]), abs=1e-4)
+
+
+def test_the_icon_is_served(server):
+    status, _, page = request(server, "GET", "/")
+    assert 'href="/static/favicon.svg"' in page.decode()
+    for path in ("/static/favicon.svg", "/favicon.ico"):
+        status, ctype, body = request(server, "GET", path)
+        assert (status, ctype) == (200, "image/svg+xml") and body.startswith(b"<svg")
+
+
 def strict_json(data):
     """JSON as every reader accepts it: NaN and Infinity are not JSON."""
     def refuse(constant):

@@ -13,14 +13,19 @@ Usage::
     a.output                      # "aac"
     a.attention[0][1]             # [T-1, T-1] layer 0, head 1: query by key
     a.steps[0].lens[a.lens_points[-1]]  # p(<sep>, a, b, c) after the last MLP = the step's probs
+    a.steps[2].attribution["L0H1"]  # head 1's share of the logit of the letter step 3 chose
+    step_sentence(a, 2)           # "Step 3 picks c: head 1 puts 0.99 of its weight on ..."
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 import torch
 
+from zeptogpt.attribution import attribute, part_names
 from zeptogpt.evaluation import decode
 from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SortTask
@@ -55,6 +60,9 @@ class Step:
     # lens point (a cache name, see ``lens_points``) -> [V] the model's own distribution read off
     # the stream there through ln_f and the unembedding, <sep> included; the last point's = probs
     lens: dict[str, list[float]]
+    # part (see ``Anatomy.parts``) -> its share of the chosen letter's logit at this position,
+    # from direct logit attribution (``zeptogpt.attribution``); the shares add up to that logit
+    attribution: dict[str, float]
 
 
 @dataclass
@@ -66,6 +74,7 @@ class Anatomy:
     vocab: list[str]  # token strings by id
     tokens: list[str]  # [T] the whole decoded sequence
     n_layer: int  # L: blocks
+    parts: list[str]  # what the final stream is the sum of: embed, pos, L0H0, ..., L0MLP, bias
     lens_points: list[str]  # the keys of each step's lens, in order through the stream
     lens_labels: list[str]  # their labels: "after embedding", "after attention", ...
     token_embed: list[list[float]]  # [T-1, E] W_E rows of the tokens the last pass saw
@@ -103,6 +112,7 @@ def dissect(model: ZeptoGPT, task: SortTask, text: str) -> Anatomy:
     # the logit lens: read each point of the stream through ln_f and W_E as if it were the last,
     # as the model's own distribution (softmax over the whole vocabulary)
     lens = {name: model.unembed(cache[name]).softmax(-1) for name, _ in points}  # [T-1, V] each
+    _, shares = attribute(model, d.ids[:, :-1])  # {part: [1, T-1, V]}: each part's share
     steps = []
     for s in range(len(x)):
         pos = len(x) + s
@@ -114,11 +124,13 @@ def dissect(model: ZeptoGPT, task: SortTask, text: str) -> Anatomy:
             probs=d.probs[0, s].tolist(),
             chosen=tokens[pos + 1],
             lens={name: p[pos].tolist() for name, p in lens.items()},
+            attribution={name: share[0, pos, d.ids[0, pos + 1]].item()
+                         for name, share in shares.items()},
         ))
     return Anatomy(
         input=x, output=d.outputs[0], vocab=list(task.vocab), tokens=tokens,
-        n_layer=model.config.n_layer, lens_points=[name for name, _ in points],
-        lens_labels=[label for _, label in points],
+        n_layer=model.config.n_layer, parts=part_names(model),
+        lens_points=[name for name, _ in points], lens_labels=[label for _, label in points],
         token_embed=token_embed.tolist(),
         pos_embed=pos_embed.tolist() if pos_embed is not None else None,
         embed=cache["embed"].tolist(), attention=pattern.tolist(),
@@ -126,6 +138,73 @@ def dissect(model: ZeptoGPT, task: SortTask, text: str) -> Anatomy:
         mlp_hidden=mlp_hidden.tolist(), resid_post=per_block("resid_post").tolist(),
         logits=d.logits[0].tolist(), steps=steps,
     )
+
+
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+                9: "nine"}
+
+
+def step_sentence(a: Anatomy, k: int) -> str:
+    """Decoding step ``k`` (from 0) in one sentence, from its numbers only: the head that adds
+    most to the chosen letter's logit, which token takes most of that head's weight, and what
+    every other part adds (a part that adds less than 0.05 either way is left out). The page's
+    ``stepSentence`` (static/app.js) writes the same sentence from the same JSON.
+
+    Usage: ``step_sentence(dissect(model, task, "caa"), 2)``  # "Step 3 picks c: head 1 puts
+    0.99 of its weight on the c (position 0) and adds +9.6 to c's logit of 10.1; head 0 ..."
+    """
+    s = a.steps[k]
+    c, shares = s.chosen, s.attribution
+    heads = [p for p in a.parts if re.fullmatch(r"L\d+H\d+", p)]
+    top = max(heads, key=lambda p: shares[p])  # the first of equals, as the page picks
+    layer, head = map(int, re.fullmatch(r"L(\d+)H(\d+)", top).groups())
+    # the head's weights at this step summed per token, tokens in order of first appearance
+    groups: dict[str, list[int]] = {}
+    for i in range(s.position + 1):
+        groups.setdefault(a.tokens[i], []).append(i)
+    row = s.attention[layer][head]
+    weight = {t: sum(row[i] for i in where) for t, where in groups.items()}
+    most = max(weight, key=weight.get)  # the first of equals
+    where = groups[most]
+    if len(where) == 1:
+        on = f"the {most} (position {where[0]})"
+    else:
+        count = NUMBER_WORDS.get(len(where), str(len(where)))
+        on = f"the {count} {most}'s (positions {', '.join(map(str, where))})"
+    logit = s.logits[a.vocab.index(c)]
+    sentence = (f"Step {k + 1} picks {c}: {_part_label(a, top)} puts "
+                f"{_fixed(weight[most], 2)} of its weight on {on} and adds {_signed(shares[top])} "
+                f"to {c}'s logit of {'−' if logit < 0 else ''}{_fixed(abs(logit), 1)}")
+    # then every other part, the embeddings as one
+    embeddings = shares["embed"] + shares.get("pos", 0.0)
+    rest = [(_part_label(a, p), shares[p]) for p in a.parts
+            if p != top and p not in ("embed", "pos", "bias")]
+    rest.append(("the embeddings" if "pos" in shares else "the token embedding", embeddings))
+    rest.append(("ln_f's bias", shares["bias"]))
+    for label, v in rest:
+        if _fixed(abs(v), 1) != "0.0":
+            verb = "add" if label == "the embeddings" else "adds"
+            sentence += f"; {label} {verb} {_signed(v)}"
+    return sentence + "."
+
+
+def _part_label(a: Anatomy, part: str) -> str:
+    """``head 1`` or ``the MLP`` for one block; ``layer 0 head 1``, ``layer 0's MLP`` for more."""
+    layer, head = re.fullmatch(r"L(\d+)(?:H(\d+)|MLP)", part).groups()
+    if head is not None:
+        return f"head {head}" if a.n_layer == 1 else f"layer {layer} head {head}"
+    return "the MLP" if a.n_layer == 1 else f"layer {layer}'s MLP"
+
+
+def _fixed(v: float, digits: int) -> str:
+    """``v`` (0 or more) to ``digits`` decimals, halves rounded up as JavaScript's ``toFixed``
+    does, so the page and Python print the same digits (Python's format rounds halves to even)."""
+    return str(Decimal(v).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _signed(v: float) -> str:
+    """``+3.2`` or ``−0.4`` (a minus sign, not a hyphen)."""
+    return ("−" if v < 0 else "+") + _fixed(abs(v), 1)
 
 
 def weight_list(model: ZeptoGPT) -> list[dict]:

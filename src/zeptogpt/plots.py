@@ -26,6 +26,7 @@ from zeptogpt.task import SortTask
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
     """One panel per head (rows, layer by layer) and decoding step (columns): the causal attention
@@ -48,12 +49,14 @@ def plot_attention(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
             rows = [[w if k <= q else math.nan for k, w in enumerate(pattern[q][:n])]
                     for q in range(n)]
             ax = axes[r][s]
-            _heatmap(ax, rows, labels, labels, cmap="Blues", vmin=0.0, vmax=1.0, fmt="{:.2f}")
+            image = _heatmap(ax, rows, labels, labels, cmap="Blues", vmin=0.0, vmax=1.0,
+                             fmt="{:.2f}")
             ax.add_patch(_box(step.position, n))
             layer = f"layer {i} " if a.n_layer > 1 else ""
             ax.set_title(f"{layer}head {h} · step {s + 1}: -> '{step.chosen}'", fontsize=10)
             ax.set_xlabel("key (attended to)", fontsize=8)
             ax.set_ylabel("query", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
     fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r} "
                  "(boxed row: the position that predicts)", fontsize=12)
     return fig
@@ -78,10 +81,12 @@ def _attention_rows(a, heads) -> Figure:
         pattern = a.attention[i][h]
         matrix = [[w if k <= step.position else math.nan for k, w in
                    enumerate(pattern[step.position][:seen])] for step in a.steps]
-        _heatmap(ax, matrix, rows, columns, cmap="Blues", vmin=0.0, vmax=1.0, fmt="{:.2f}")
+        image = _heatmap(ax, matrix, rows, columns, cmap="Blues", vmin=0.0, vmax=1.0,
+                         fmt="{:.2f}")
         layer = f"layer {i} " if a.n_layer > 1 else ""
         ax.set_title(f"{layer}head {h}", fontsize=10)
         ax.set_xlabel("key (attended to)", fontsize=8)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="attention weight")
     fig.suptitle(f"Attention while sorting {a.input!r} -> {a.output!r}: each step's "
                  "predicting position over the tokens so far", fontsize=12)
     return fig
@@ -101,11 +106,13 @@ def plot_lens(model: ZeptoGPT, task: SortTask, text: str) -> Figure:
     axes = fig.subplots(1, len(a.steps), squeeze=False)[0]
     for s, (ax, step) in enumerate(zip(axes, a.steps)):
         rows = [step.lens[p] for p in a.lens_points]
-        _heatmap(ax, rows, labels, a.vocab, cmap="Greens", vmin=0.0, vmax=1.0, fmt="{:.3f}")
+        image = _heatmap(ax, rows, labels, a.vocab, cmap="Greens", vmin=0.0, vmax=1.0,
+                         fmt="{:.3f}")
         ax.add_patch(_box(P - 1, 1, col=a.vocab.index(step.chosen)))
         ax.set_title(f"step {s + 1} (position {step.position}): -> '{step.chosen}'", fontsize=10)
         if s:
             ax.set_yticklabels([])
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="p(token)")
     fig.suptitle(f"Logit lens of {a.input!r} -> {a.output!r}: p(token) at each point of the "
                  "residual stream, <sep> included", fontsize=11)
     return fig
@@ -116,6 +123,7 @@ def plot_weights(model: ZeptoGPT, task: SortTask) -> Figure:
 
     Per-head attention matrices are drawn per head; LayerNorm gains and biases as two rows. With
     several blocks the panels go by kind (LayerNorms, attention, MLP), block by block within each.
+    Every panel has the same colour scale, the largest |weight| of all, shown by one colour bar.
     """
     from matplotlib.figure import Figure
 
@@ -124,14 +132,17 @@ def plot_weights(model: ZeptoGPT, task: SortTask) -> Figure:
     nrows = math.ceil(len(panels) / cols)
     fig = Figure(figsize=(3.9 * cols, 3.5 * nrows), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False).flatten()
+    # one scale for all, so a panel's colours compare with every other's
+    vmax = max(abs(v) for _, matrix, _, _ in panels for row in matrix for v in row) or 1.0
     for ax, (title, matrix, rows, columns) in zip(axes, panels):
-        vmax = max(abs(v) for row in matrix for v in row) or 1.0
-        _heatmap(ax, matrix, rows, columns, cmap="RdBu_r", vmin=-vmax, vmax=vmax, fmt="{:.2f}")
+        image = _heatmap(ax, matrix, rows, columns, cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                         fmt="{:.2f}")
         ax.set_title(title, fontsize=10)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
+    fig.colorbar(image, ax=list(axes), shrink=0.5, label="weight (one scale for every panel)")
     n = sum(p.numel() for p in model.parameters())
-    fig.suptitle(f"All {n} weights of {model!r} (red > 0 > blue, each panel its own scale)",
+    fig.suptitle(f"All {n} weights of {model!r} (red > 0 > blue, one scale: |w| ≤ {vmax:.2f})",
                  fontsize=12)
     return fig
 
@@ -247,11 +258,13 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 # --- drawing pieces -----------------------------------------------------------------------------
 
 def _heatmap(ax: Axes, matrix: Sequence[Sequence[float]], rows: Sequence[str],
-             columns: Sequence[str], *, cmap: str, vmin: float, vmax: float, fmt: str) -> None:
-    """A labelled heatmap with each value written in its cell (NaN cells stay blank)."""
+             columns: Sequence[str], *, cmap: str, vmin: float, vmax: float, fmt: str
+             ) -> AxesImage:
+    """A labelled heatmap with each value written in its cell (NaN cells stay blank); returns
+    its image, for a colour bar."""
     import matplotlib as mpl
 
-    ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.tick_params(length=0)
@@ -265,6 +278,7 @@ def _heatmap(ax: Axes, matrix: Sequence[Sequence[float]], rows: Sequence[str],
             dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark cells
             ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=size,
                     color="white" if dark else "black")
+    return image
 
 
 def _box(row: int, width: int, col: int = 0):

@@ -15,7 +15,9 @@ Routes::
     GET  /api/weights          every parameter: name, shape, values
     GET  /api/params           the parameter table
     GET  /api/curve            the training log: [[step, loss, correct], ...]
-    GET  /api/info             which model this is
+    GET  /api/info             which model this is: its architecture, its task, and every input
+                               of the task when there are at most PICKER_INPUTS
+    GET  /favicon.ico          the page's icon (static/favicon.svg)
 
 Errors are JSON ``{"error": "one line"}`` with 400 (bad input), 404, 411, 413 or 503 (busy).
 
@@ -61,6 +63,7 @@ BUSY_WAIT = 5.0
 # or was reset; 128 let 300 idle clients stop the 195th from connecting. Linux caps it at
 # net.core.somaxconn (4096 by default).
 BACKLOG = socket.SOMAXCONN
+PICKER_INPUTS = 100  # up to this many inputs the page shows a button for each (the seed's 27)
 THREAD_STACK = 2 * 2**20  # bytes of stack per handler thread (see serve)
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -98,7 +101,14 @@ class App:
                 checkpoint=str(checkpoint_path), task=task.describe(), length=task.length,
                 example=task.examples()[0],
                 vocab=list(task.vocab), n_layer=config.n_layer, n_head=config.n_head,
-                n_params=config.n_params),
+                n_params=config.n_params, alphabet=task.alphabet, min_length=task.min_length,
+                n_inputs=task.n_inputs,
+                inputs=task.all_inputs() if task.n_inputs <= PICKER_INPUTS else None,
+                # what the page's diagram draws: which boxes there are, and what they hold
+                arch=dict(n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
+                          d_head=config.d_head, d_mlp=config.d_mlp, norm=config.norm,
+                          positions=config.positions, tie_qk=config.tie_qk,
+                          tie_vo=config.tie_vo, tie_unembed=config.tie_unembed)),
             "/api/params": dict(
                 rows=[dict(part=p, formula=f, count=c) for p, f, c in config.param_table()],
                 total=config.n_params, text=config.format_params()),
@@ -250,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(self.app.fixed[url.path])
             elif url.path in ("/", "/index.html"):
                 self._send_file("index.html")
+            elif url.path == "/favicon.ico":  # asked for by browsers that ignore the page's link
+                self._send_file("favicon.svg")
             elif url.path.startswith("/static/"):
                 self._send_file(url.path.removeprefix("/static/"))
             else:
