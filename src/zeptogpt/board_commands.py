@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
-from zeptogpt.commands import UserError, _check_writable, _recipe, _task
+from zeptogpt.commands import UserError, _check_writable, _executor, _recipe, _task
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -28,6 +29,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     """`zeptogpt search`: the grid (or the named architectures) over many seeds; the front."""
     from zeptogpt.checkpoint import RUNS_DIR
     from zeptogpt.config import config_from_name
+    from zeptogpt.plan import SHARD_SIZE
     from zeptogpt.search import front, grid, run_search, table
     from zeptogpt.shards import shard_count
     from zeptogpt.sweep import result_name
@@ -39,11 +41,21 @@ def cmd_search(args: argparse.Namespace) -> int:
                    if args.arch else grid(task, args.max_params))
     except ValueError as e:
         raise UserError(str(e)) from None
+    # As in `zeptogpt sweep`: the shard plan only when a backend or a shard size asks for it
+    if args.address is not None and args.backend != "ray":
+        raise UserError("--address goes with --backend ray")
+    planned = args.backend == "ray" or args.shard_size is not None
+    shard_size = (args.shard_size or SHARD_SIZE) if planned else 0
     stem = result_name(task.file_name, args.seeds, 0, recipe)
+    stem += f"-shards{shard_size}" if planned else ""
     out = args.out or RUNS_DIR / "search" / f"{stem}.jsonl"
     _check_writable(out)
-    shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
-    print(f"{len(configs)} architectures × {args.seeds} seeds of {task.name}; results in {out}")
+    cores = args.threads or os.cpu_count() or 1
+    shards = shard_count(args.seeds, cores)
+    stack = contextlib.ExitStack()
+    executor, cluster_cpus = _executor(args, stack, cores)
+    print(f"{len(configs)} architectures × {args.seeds} seeds of {task.name}; results in {out}"
+          + (f"; shards of {shard_size} seeds" if planned else ""))
 
     from tqdm import tqdm
 
@@ -57,8 +69,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        with bar:
-            rows = run_search(task, configs, args.seeds, recipe, out, shards, on_row=show)
+        with stack, bar:
+            rows = run_search(task, configs, args.seeds, recipe, out, shards, on_row=show,
+                              shard_size=shard_size, executor=executor, backend=args.backend,
+                              cluster_cpus=cluster_cpus)
     except ValueError as e:
         raise UserError(str(e)) from None
     except OSError as e:

@@ -250,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cores to use: the seeds are dealt into up to N shards (32 seeds "
                        "or more each), each trained on one thread in a process of its own "
                        "(default: all cores)")
+    sweep.add_argument("--shard-size", type=_up_to(10_000, "a shard size"), metavar="S",
+                       help="train the seeds in blocks of S (shard k: seeds first+k*S ..), "
+                       "each block's results appended to <name>.jsonl as it finishes; a rerun "
+                       "skips the blocks done (default with --backend ray: 256)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: this machine (default); ray: each shard a Ray task, on a "
+                       "local Ray or the cluster at --address")
+    sweep.add_argument("--address", metavar="HOST:PORT",
+                       help="join the Ray cluster at this address (printed by `ray start "
+                       "--head`); without it a local Ray is started")
 
     plot = sub.add_parser("plot", help="draw PNGs: attention INPUT, lens INPUT, weights, curves")
     plot.add_argument("what", choices=PLOTS, metavar="WHAT",
@@ -292,6 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default runs/search/<task>-<seeds>seeds<recipe>.jsonl)")
     search.add_argument("--threads", type=_up_to(os.cpu_count() or 1, "a number of cores"),
                         metavar="N", help="cores to use (default: all)")
+    search.add_argument("--shard-size", type=_up_to(10_000, "a shard size"), metavar="S",
+                        help="train each architecture's seeds in blocks of S, each block's "
+                        "results kept in <out>.shards/ as it finishes (default with --backend "
+                        "ray: 256)")
+    search.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local: this machine (default); ray: each shard a Ray task")
+    search.add_argument("--address", metavar="HOST:PORT",
+                        help="join the Ray cluster at this address; without it a local Ray "
+                        "is started")
 
     handcode = sub.add_parser("handcode", help="save the hand-coded sorter of a task (four "
                               "numbers, docs/board.md) and verify it")

@@ -8,6 +8,7 @@ CLI prints as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -151,11 +152,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from zeptogpt.checkpoint import RUNS_DIR
     from zeptogpt.config import VARIANTS, variant_config
     from zeptogpt.files import write_atomic
-    from zeptogpt.progress import SweepBar
+    from zeptogpt.plan import SHARD_SIZE, PlanFileError, ShardPlan
+    from zeptogpt.progress import ShardBar, SweepBar
     from zeptogpt.shards import shard_count
     from zeptogpt.sweep import (
         format_summary,
         result_name,
+        run_planned_sweep,
         run_sweep,
         to_csv,
         to_json,
@@ -164,10 +167,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     names = list(VARIANTS) if args.all_variants else [args.variant]
     recipe = _recipe(args)
     task = _task(args)
+    # The shard plan (zeptogpt.plan) when asked for by a backend or a shard size; otherwise the
+    # default sweep: the seeds dealt round-robin into one shard a core, nothing to resume.
+    planned = args.backend == "ray" or args.shard_size is not None
+    if args.address is not None and args.backend != "ray":
+        raise UserError("--address goes with --backend ray")
+    shard_size = args.shard_size or SHARD_SIZE
     swept = "" if task.name == "abc3" else f"{task.file_name}-"
     swept += "variants" if args.all_variants else args.variant
     swept += f"-{args.layers}layers" if args.layers > 1 else ""
     stem = result_name(swept, args.seeds, args.first_seed, recipe)
+    stem += f"-shards{shard_size}" if planned else ""
     json_path = args.json or RUNS_DIR / "sweep" / f"{stem}.json"
     csv_path = args.csv or RUNS_DIR / "sweep" / f"{stem}.csv"
     if args.first_seed + args.seeds - 1 > 2**63 - 1:
@@ -176,14 +186,33 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--json and --csv name the same file, {json_path}")
     for path in (json_path, csv_path):  # refuse now, not after minutes of training
         _check_writable(path)
-    shards = shard_count(args.seeds, args.threads or os.cpu_count() or 1)
-    sweeps = []
-    for name in names:
-        with SweepBar(name, args.seeds) as progress:
+    cores = args.threads or os.cpu_count() or 1
+    with contextlib.ExitStack() as stack:
+        executor, cluster_cpus = _executor(args, stack, cores)
+        sweeps = []
+        for name in names:
             config = variant_config(name, task.vocab_size, task.seq_len, n_layer=args.layers)
-            sweeps.append(run_sweep(task, config, args.seeds, recipe, args.first_seed,
-                                    on_step=progress, shards=shards))
-        print(format_summary(sweeps[-1].summary), flush=True)
+            if not planned:
+                with SweepBar(name, args.seeds) as progress:
+                    sweeps.append(run_sweep(task, config, args.seeds, recipe, args.first_seed,
+                                            on_step=progress,
+                                            shards=shard_count(args.seeds, cores)))
+            else:
+                plan = ShardPlan(args.first_seed, args.seeds, shard_size)
+                results = json_path.with_name(json_path.stem + (f"-{name}" if args.all_variants
+                                                                else "") + ".jsonl")
+                try:
+                    with ShardBar(name, args.seeds, plan.shards) as progress:
+                        sweeps.append(run_planned_sweep(
+                            task, config, recipe, plan, results, executor, args.backend,
+                            cluster_cpus, on_shard=progress))
+                except PlanFileError as e:
+                    raise UserError(str(e)) from None
+                found = progress.found or 0
+                print(f"Shard results in {results}: {plan.shards - found} of {plan.shards} "
+                      f"shards trained now" + (f", {found} found done" if found else ""),
+                      flush=True)
+            print(format_summary(sweeps[-1].summary), flush=True)
     if args.all_variants:
         print(variants_table([s.summary for s in sweeps]))
     try:  # both files or neither
@@ -279,6 +308,26 @@ COMMANDS = dict(run=cmd_run, train=cmd_train, eval=cmd_eval, sort=cmd_sort, trac
 
 
 # --- pieces the commands share ------------------------------------------------------------------
+
+def _executor(args: argparse.Namespace, stack: contextlib.ExitStack, cores: int):
+    """Where a shard plan's shards run, and the cluster's CPUs (0 here): forked processes on
+    this machine, or Ray tasks with ``--backend ray`` (a local Ray, or the one at
+    ``--address``, left when ``stack`` closes), saying which and how long joining took."""
+    from zeptogpt.plan import local_executor
+
+    if args.backend != "ray":
+        return local_executor(cores), 0
+    from zeptogpt.ray_backend import RayError, connect, ray_executor
+
+    try:
+        info = stack.enter_context(connect(args.address, cores))
+    except RayError as e:
+        raise UserError(str(e)) from None
+    print(f"Ray: joined {args.address}" if args.address else "Ray: started a local Ray",
+          f"({info.nodes} node{'s' * (info.nodes != 1)}, {info.cpus} CPUs) in "
+          f"{info.start_seconds:.1f} s", flush=True)
+    return ray_executor(), info.cpus
+
 
 def _task(args: argparse.Namespace):
     """The task the flags ask for: a named one (default ``abc3``, the seed's), changed by

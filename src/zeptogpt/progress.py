@@ -67,3 +67,32 @@ class SweepBar:
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
+
+
+class ShardBar:
+    """A tqdm bar over seeds on stderr for a sweep by shard plan: shards done of all, updated
+    as each shard's results arrive (and at once for those a resumed run found done).
+
+    Usage: ``with ShardBar("e6", 1000, 4) as bar: bar(shards_done, seeds_done)``
+    """
+
+    def __init__(self, name: str, seeds: int, shards: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=seeds, desc=name, unit="seed", file=sys.stderr, leave=False,
+                        disable=None)  # None: only on a terminal
+        self.shards, self.seeds_done = shards, 0
+        self.found = None  # shards already done before this run: the first call's count
+
+    def __call__(self, shards_done: int, seeds_done: int) -> None:
+        if self.found is None:
+            self.found = shards_done
+        self.bar.set_postfix_str(f"shards {shards_done}/{self.shards}", refresh=False)
+        self.bar.update(seeds_done - self.seeds_done)
+        self.seeds_done = seeds_done
+
+    def __enter__(self) -> ShardBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

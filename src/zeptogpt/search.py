@@ -23,7 +23,8 @@ from pathlib import Path
 
 from zeptogpt.config import ModelConfig, variant_name
 from zeptogpt.files import write_atomic
-from zeptogpt.sweep import run_sweep
+from zeptogpt.plan import Executor, ShardPlan
+from zeptogpt.sweep import run_planned_sweep, run_sweep
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe
 
@@ -71,12 +72,15 @@ class Row:
         return self.solved / self.seeds
 
 
-def header(task: SortTask, seeds: int, recipe: Recipe) -> dict:
-    """What defines a search: its first line."""
-    return {"search": {"task": asdict(task), "seeds": seeds, "recipe": asdict(recipe)}}
+def header(task: SortTask, seeds: int, recipe: Recipe, shard_size: int = 0) -> dict:
+    """What defines a search: its first line (the shard size only for a search by shard plan,
+    whose seeds are trained in blocks of that size)."""
+    search = {"task": asdict(task), "seeds": seeds, "recipe": asdict(recipe)}
+    return {"search": search | ({"shard_size": shard_size} if shard_size else {})}
 
 
-def read_rows(path: Path, task: SortTask, seeds: int, recipe: Recipe) -> list[Row]:
+def read_rows(path: Path, task: SortTask, seeds: int, recipe: Recipe,
+              shard_size: int = 0) -> list[Row]:
     """The rows a results file holds already; ValueError (one line) if it is another search's."""
     if not path.exists():
         return []
@@ -86,8 +90,9 @@ def read_rows(path: Path, task: SortTask, seeds: int, recipe: Recipe) -> list[Ro
         rows = [Row(**json.loads(line)) for line in lines[1:]]
     except (ValueError, TypeError):
         raise ValueError(f"{path} is not a search's results file") from None
-    if first != json.loads(json.dumps(header(task, seeds, recipe))):
-        raise ValueError(f"{path} holds another search (task, seeds or recipe differ): a "
+    if first != json.loads(json.dumps(header(task, seeds, recipe, shard_size))):
+        raise ValueError(f"{path} holds another search (task, seeds, recipe or shard size "
+                         "differ): a "
                          "changed recipe is a new search, so give it another --out")
     return rows
 
@@ -95,24 +100,36 @@ def read_rows(path: Path, task: SortTask, seeds: int, recipe: Recipe) -> list[Ro
 def run_search(task: SortTask, configs: Sequence[ModelConfig], seeds: int,
                recipe: Recipe = Recipe(), results: Path | None = None, shards: int = 1,
                on_row: Callable[[Row], None] | None = None,
-               on_step: Callable | None = None) -> list[Row]:
+               on_step: Callable | None = None, shard_size: int = 0,
+               executor: Executor | None = None, backend: str = "local",
+               cluster_cpus: int = 0) -> list[Row]:
     """Each architecture trained over seeds 0..seeds-1 under one recipe; a row each, appended
     to ``results`` as it finishes (architectures already there are not trained again).
+    With ``shard_size``, each architecture is a sweep by shard plan (``zeptogpt.plan``) run by
+    ``executor``, its shards' results in ``<results without .jsonl>.shards/<arch>.jsonl``, so
+    a stopped search resumes within an architecture too.
 
     Usage: ``run_search(task, [config_from_name("e4-h1x2-m0-nonorm-sin-qk")], seeds=64)``
     """
-    rows = read_rows(results, task, seeds, recipe) if results else []
+    if shard_size and results is None:
+        raise ValueError("a search by shard plan needs a results file")
+    rows = read_rows(results, task, seeds, recipe, shard_size) if results else []
     done = {r.arch for r in rows}
     for config in configs:
         if variant_name(config) in done:
             continue
-        s = run_sweep(task, config, seeds, recipe, on_step=on_step, shards=shards).summary
+        if shard_size:
+            s = run_planned_sweep(task, config, recipe, ShardPlan(0, seeds, shard_size),
+                                  results.with_suffix(".shards") / f"{variant_name(config)}.jsonl",
+                                  executor, backend, cluster_cpus).summary
+        else:
+            s = run_sweep(task, config, seeds, recipe, on_step=on_step, shards=shards).summary
         row = Row(s.variant, s.params, seeds, s.solved,
                   None if s.solved == 0 else s.median_steps, s.wall_seconds)
         rows.append(row)
         done.add(row.arch)
         if results:  # the whole file again, atomically: a kill leaves the last complete one
-            lines = [header(task, seeds, recipe)] + [asdict(r) for r in rows]
+            lines = [header(task, seeds, recipe, shard_size)] + [asdict(r) for r in rows]
             write_atomic({results: "".join(json.dumps(x) + "\n" for x in lines).encode()})
         if on_row:
             on_row(row)

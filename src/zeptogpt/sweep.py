@@ -17,6 +17,7 @@ from pathlib import Path
 
 from zeptogpt.config import VARIANTS, ModelConfig, variant_name
 from zeptogpt.files import from_fields, json_excerpt, json_number
+from zeptogpt.plan import Executor, ShardPlan, run_plan
 from zeptogpt.shards import train_sharded
 from zeptogpt.task import SortTask
 from zeptogpt.training import Recipe, percentile
@@ -44,11 +45,16 @@ class SweepSummary:
     median_steps: float  # over the solved seeds; nan when none solved
     p90_steps: float  # 90th percentile (nearest rank) over the solved seeds
     worst_margin: float  # lowest probability of a correct answer token among solved seeds
-    wall_seconds: float  # the whole batched run, start to last verdict
+    wall_seconds: float  # the whole batched run, start to last verdict (a resumed run: its part)
     model_steps: int  # seed-steps actually computed: seeds leave the batch at their verdict
     task: str = "abc3"  # the task's name (SortTask.name); files from before tasks had names: abc3
     inputs: int = 27  # the inputs a solved seed sorts: all the task's, or its evaluation set
     solved_on: str = "every input"  # or "evaluation set": a fixed sample and the edge cases
+    # The shard plan (zeptogpt.plan): seeds trained in blocks of shard_size, a part of the
+    # sweep's definition; 0 for the default sweep, seeds dealt round-robin into one shard a core
+    shard_size: int = 0
+    backend: str = "local"  # or "ray"
+    cluster_cpus: int = 0  # Ray's CPUs (shards training at once); 0 for the local backend
 
     @property
     def share_solved(self) -> float:
@@ -87,16 +93,50 @@ def run_sweep(
     result = train_sharded(task, config, recipe, range(first_seed, first_seed + seeds), shards,
                            on_step)
     wall = time.perf_counter() - start
-    steps = [r.steps if r.solved else None for r in result.results]
+    return _summarise(task, config, recipe, seeds, first_seed,
+                      [r.steps for r in result.results], [r.solved for r in result.results],
+                      [r.margin for r in result.results], wall, result.model_steps,
+                      result.checked_on)
+
+
+def run_planned_sweep(
+    task: SortTask,
+    config: ModelConfig,
+    recipe: Recipe,
+    plan: ShardPlan,
+    path: Path,
+    executor: Executor | None = None,
+    backend: str = "local",
+    cluster_cpus: int = 0,
+    on_shard: Callable | None = None,
+) -> Sweep:
+    """A sweep by shard plan (``zeptogpt.plan``): the shards not yet in the results file
+    ``path`` are trained by ``executor`` and appended as they finish; the summary is of all.
+
+    Usage: ``run_planned_sweep(task, config, Recipe(), ShardPlan(0, 1000, 256), Path("r.jsonl"))``
+    """
+    run = run_plan(task, config, recipe, plan, path, executor, on_shard)
+    steps, solved, margins = run.seed_results()
+    return _summarise(task, config, recipe, plan.seeds, plan.first_seed, steps, solved, margins,
+                      run.wall_seconds, sum(s["model_steps"] for s in run.shards),
+                      run.shards[0]["checked_on"], plan.shard_size, backend, cluster_cpus)
+
+
+def _summarise(task: SortTask, config: ModelConfig, recipe: Recipe, seeds: int, first_seed: int,
+               seed_steps: list[int], seed_solved: list[bool], seed_margins: list[float],
+               wall: float, model_steps: int, checked_on: int, shard_size: int = 0,
+               backend: str = "local", cluster_cpus: int = 0) -> Sweep:
+    steps = [n if ok else None for n, ok in zip(seed_steps, seed_solved)]
     solved = sorted(s for s in steps if s is not None)
-    margins = [r.margin for r in result.results if r.solved]
+    margins = [m for m, ok in zip(seed_margins, seed_solved) if ok]
     summary = SweepSummary(
         variant=variant_name(config), params=config.n_params, seeds=seeds, first_seed=first_seed,
         solved=len(solved), step_limit=recipe.max_steps, median_steps=solved_median(steps),
         p90_steps=percentile(solved, 90), worst_margin=min(margins) if margins else math.nan,
-        wall_seconds=round(wall, 3), model_steps=result.model_steps, task=task.name,
-        inputs=result.checked_on,
-        solved_on="every input" if result.checked_on == task.n_inputs else "evaluation set")
+        wall_seconds=round(wall, 3), model_steps=model_steps, task=task.name,
+        inputs=checked_on,
+        solved_on="every input" if checked_on == task.n_inputs else "evaluation set",
+        shard_size=shard_size, backend=backend, cluster_cpus=cluster_cpus)
     return Sweep(summary, steps, recipe)
 
 
@@ -133,7 +173,9 @@ def format_summary(s: SweepSummary) -> str:
             f"median {s.median_steps:g}, p90 {s.p90_steps:g}; worst margin {s.worst_margin:.3f}; "
             f"{s.wall_seconds:.1f} s wall, {s.model_steps} seed-steps"
             + ("" if s.solved_on == "every input" else
-               f"; solved means all {s.inputs:,} of the fixed evaluation set sorted"))
+               f"; solved means all {s.inputs:,} of the fixed evaluation set sorted")
+            + ("" if not s.shard_size else f"; shards of {s.shard_size} seeds, " + (
+                f"Ray ({s.cluster_cpus} CPUs)" if s.backend == "ray" else "in-process")))
 
 
 def variants_table(summaries: Sequence[SweepSummary]) -> str:
@@ -189,7 +231,11 @@ def _sweep(d: object, where: str) -> Sweep:
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", s.variant):  # it names the plot's files
         raise ValueError(f"{where}: summary variant must be a name like e6-nopos, "
                          f"got {json_excerpt(s.variant)}")
-    least = dict(params=1, seeds=1, first_seed=0, solved=0, step_limit=0, model_steps=0)
+    least = dict(params=1, seeds=1, first_seed=0, solved=0, step_limit=0, model_steps=0,
+                 shard_size=0, cluster_cpus=0)
+    if s.backend not in ("local", "ray"):
+        raise ValueError(f'{where}: summary backend must be "local" or "ray", '
+                         f"got {json_excerpt(s.backend)}")
     for name, low in least.items():
         if getattr(s, name) < low:
             raise ValueError(f"{where}: summary {name} must be at least {low}, "
