@@ -36,7 +36,9 @@ serve: $(STAMP)
 # torch's wheel on local disk, no pip cache): 59, 64 and 76 s, 73 s with PIP_NO_CACHE_DIR=1;
 # about 5 s making the venv, 10 s collecting, 50-60 s installing, 3-4 s for zeptogpt itself.
 # 1.4 GB installed from about 330 MB of wheels (torch 192 MB). The TransformerLens extra (issue 29)
-# adds 62 packages, about 125 MB of wheels, 580 MB installed and 45 s (measured alone).
+# adds 62 packages, about 125 MB of wheels, 580 MB installed and 45 s (measured alone); Ray
+# (issue 30) about 70 MB of wheels, 240 MB installed, 11 s. A fresh clone's whole set-up took
+# about 100 s on 2026-12-04 (129 packages).
 $(STAMP): SHELL := bash
 $(STAMP): requirements.txt pyproject.toml
 	@if test -x $(BIN)/python; then \
@@ -47,7 +49,7 @@ $(STAMP): requirements.txt pyproject.toml
 	  echo "  torch $$(sed -n 's/^torch==\([^ #]*\).*/\1/p' requirements.txt) (CPU build) and" \
 	    "$$(( $$(grep -c '^[A-Za-z]' requirements.txt) - 1 )) other pinned packages from" \
 	    "requirements.txt, plus their"; \
-	  echo "  dependencies: about 455 MB to download, 2 GB installed."; \
+	  echo "  dependencies: about 525 MB to download, 2.3 GB installed."; \
 	  echo "  $(PYTHON) -m venv $(VENV)"; \
 	  $(PYTHON) -m venv $(VENV); \
 	fi
