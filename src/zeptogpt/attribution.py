@@ -41,8 +41,9 @@ def head_outputs(model: ZeptoGPT, resid_pre: torch.Tensor, block: int) -> torch.
     entering that block ``[B, T, E]``; summed over heads it is the block's ``attn_out``."""
     b = model.blocks[block]
     _, _, W_V, W_O = b.attn.weights()  # [H, E, D], [H, D, E]
-    _, pattern = b.attn(b.ln1(resid_pre))  # [B, H, T, T]
-    v = torch.einsum("bte,hed->bhtd", b.ln1(resid_pre), W_V)  # [B, H, T, D]
+    h = b.ln1(resid_pre)  # [B, T, E]
+    _, pattern = b.attn(h)  # [B, H, T, T]
+    v = torch.einsum("bte,hed->bhtd", h, W_V)  # [B, H, T, D]
     return torch.einsum("bhqk,bhkd,hde->bhqe", pattern, v, W_O)  # [B, H, T, E]
 
 

@@ -71,19 +71,14 @@ def rows(folder: Path = ENTRIES) -> list[Entry]:
 def seeds_solved(folder: Path) -> dict[tuple[str, str], str]:
     """(task name, architecture) -> "solved/seeds" from the search with the most seeds that
     ran it, over the results files in ``folder``."""
-    import json
-
-    from zeptogpt.task import SortTask
+    from zeptogpt.search import read_searches
 
     best: dict[tuple[str, str], tuple[int, int]] = {}
-    for path in sorted(folder.glob("*.jsonl")):
-        lines = path.read_text().splitlines()
-        task = SortTask(**json.loads(lines[0])["search"]["task"]).name
-        for line in lines[1:]:
-            row = json.loads(line)
-            key = (task, row["arch"])
-            if row["seeds"] > best.get(key, (0, 0))[1]:
-                best[key] = (row["solved"], row["seeds"])
+    for task, rows in read_searches(folder).values():
+        for row in rows:
+            key = (task.name, row.arch)
+            if row.seeds > best.get(key, (0, 0))[1]:
+                best[key] = (row.solved, row.seeds)
     return {key: f"{solved}/{seeds}" for key, (solved, seeds) in best.items()}
 
 

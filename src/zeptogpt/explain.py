@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from zeptogpt.attribution import attribute, head_outputs, part_names
+from zeptogpt.attribution import attribute, head_outputs, part_names, stream_parts
 from zeptogpt.evaluation import decode, greedy
 from zeptogpt.model import ZeptoGPT
 from zeptogpt.task import SortTask
@@ -74,18 +74,9 @@ def ablated_logits(model: ZeptoGPT, idx: torch.Tensor, ablate: dict[str, str],
 @torch.no_grad()
 def part_means(model: ZeptoGPT, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each part's output averaged over a batch of sequences, per position: ``{name: [T, E]}``
-    (the mean ablation's stand-in); MLPs as they run in the clean network."""
-    T = idx.shape[1]
-    means, x = {}, model.W_E[idx] + (model.W_pos[:T] if model.W_pos is not None else 0)
-    for i, block in enumerate(model.blocks):
-        heads = head_outputs(model, x, i)  # [B, H, T, E]
-        means |= {f"L{i}H{h}": heads[:, h].mean(0) for h in range(heads.shape[1])}
-        x = x + heads.sum(1)  # [B, T, E]
-        if block.mlp is not None:
-            out = block.mlp(block.ln2(x))[0]  # [B, T, E]
-            means[f"L{i}MLP"] = out.mean(0)
-            x = x + out
-    return means
+    (the mean ablation's stand-in), as the parts run in the clean network."""
+    parts = stream_parts(model, idx)  # {name: [B, T, E]}
+    return {name: parts[name].mean(0) for name in components(model) if name != "pos"}
 
 
 @torch.no_grad()

@@ -205,12 +205,12 @@ def plot_solved_share(steps_to_solve: Sequence[int | None], max_steps: int | Non
     return fig
 
 
-def plot_board(entries: Sequence, searches: dict[str, Sequence], title: str = "SortBoard"
+def plot_board(entries: Sequence, searches: dict[str, tuple], title: str = "SortBoard"
                ) -> Figure:
     """The board's picture: each search's architectures as share of seeds solved against
     parameters, its Pareto front as a line, and the board's entries on top (a hand-coded one
     is a single model: drawn at the top as a star). ``entries`` are ``board.Entry`` rows,
-    ``searches`` a search's name -> its ``search.Row`` rows."""
+    ``searches`` a search's name -> its task and ``search.Row`` rows (``read_searches``)."""
     from matplotlib.figure import Figure
 
     from zeptogpt.search import front
@@ -218,7 +218,7 @@ def plot_board(entries: Sequence, searches: dict[str, Sequence], title: str = "S
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-    for (name, rows), color in zip(searches.items(), colors, strict=False):
+    for (name, (_, rows)), color in zip(searches.items(), colors, strict=False):
         ax.scatter([r.params for r in rows], [r.share for r in rows], s=8, alpha=0.35,
                    color=color, label=f"{name}: {len(rows)} architectures")
         best = front(rows)

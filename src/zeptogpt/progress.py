@@ -41,19 +41,34 @@ class TrainingLine:
               f"min p {r.margin:.3f}  -> {verdict} in {r.seconds:.2f} s", flush=True)
 
 
-class SweepBar:
-    """A tqdm bar over seeds on stderr: solved so far, and how many are still training.
-
-    Seeds leave the batch before the step limit only by being solved (at the limit the rest
-    fail together, and the bar closes), so every seed that has left is a solved one.
-    """
+class SeedBar:
+    """A tqdm bar over ``seeds`` seeds on stderr, shown only on a terminal, closed on leaving
+    its ``with`` block; the bars below say what moves it."""
 
     def __init__(self, name: str, seeds: int) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=seeds, desc=name, unit="seed", file=sys.stderr, leave=False,
                         disable=None)  # None: only on a terminal
-        self.seeds, self.finished = seeds, 0
+        self.seeds = seeds
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
+class SweepBar(SeedBar):
+    """A bar over a sweep's seeds: solved so far, and how many are still training.
+
+    Seeds leave the batch before the step limit only by being solved (at the limit the rest
+    fail together, and the bar closes), so every seed that has left is a solved one.
+    """
+
+    def __init__(self, name: str, seeds: int) -> None:
+        super().__init__(name, seeds)
+        self.finished = 0
 
     def __call__(self, step: int, loss, correct, active: int) -> None:
         done = self.seeds - active  # seeds that left before this step
@@ -62,25 +77,16 @@ class SweepBar:
             self.bar.update(done - self.finished)  # redraws, postfix included
             self.finished = done
 
-    def __enter__(self) -> SweepBar:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
-
-
-class ShardBar:
-    """A tqdm bar over seeds on stderr for a sweep by shard plan: shards done of all, updated
-    as each shard's results arrive (and at once for those a resumed run found done).
+class ShardBar(SeedBar):
+    """A bar over the seeds of a sweep by shard plan: shards done of all, updated as each
+    shard's results arrive (and at once for those a resumed run found done).
 
     Usage: ``with ShardBar("e6", 1000, 4) as bar: bar(shards_done, seeds_done)``
     """
 
     def __init__(self, name: str, seeds: int, shards: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=seeds, desc=name, unit="seed", file=sys.stderr, leave=False,
-                        disable=None)  # None: only on a terminal
+        super().__init__(name, seeds)
         self.shards, self.seeds_done = shards, 0
         self.found = None  # shards already done before this run: the first call's count
 
@@ -90,9 +96,3 @@ class ShardBar:
         self.bar.set_postfix_str(f"shards {shards_done}/{self.shards}", refresh=False)
         self.bar.update(seeds_done - self.seeds_done)
         self.seeds_done = seeds_done
-
-    def __enter__(self) -> ShardBar:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()

@@ -79,21 +79,25 @@ def header(task: SortTask, seeds: int, recipe: Recipe, shard_size: int = 0) -> d
     return {"search": search | ({"shard_size": shard_size} if shard_size else {})}
 
 
+def read_search(path: Path) -> tuple[dict, list[Row]]:
+    """A results file: its header (``header``'s dict) and its rows; ValueError (one line) if
+    it is not one."""
+    lines = path.read_text().splitlines()
+    try:
+        return json.loads(lines[0]), [Row(**json.loads(line)) for line in lines[1:]]
+    except (ValueError, TypeError, IndexError):
+        raise ValueError(f"{path} is not a search's results file") from None
+
+
 def read_rows(path: Path, task: SortTask, seeds: int, recipe: Recipe,
               shard_size: int = 0) -> list[Row]:
     """The rows a results file holds already; ValueError (one line) if it is another search's."""
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
-    try:
-        first = json.loads(lines[0]) if lines else None
-        rows = [Row(**json.loads(line)) for line in lines[1:]]
-    except (ValueError, TypeError):
-        raise ValueError(f"{path} is not a search's results file") from None
+    first, rows = read_search(path)
     if first != json.loads(json.dumps(header(task, seeds, recipe, shard_size))):
         raise ValueError(f"{path} holds another search (task, seeds, recipe or shard size "
-                         "differ): a "
-                         "changed recipe is a new search, so give it another --out")
+                         "differ): a changed recipe is a new search, so give it another --out")
     return rows
 
 
@@ -160,11 +164,14 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def read_searches(folder: Path) -> dict[str, list[Row]]:
+def read_searches(folder: Path) -> dict[str, tuple[SortTask, list[Row]]]:
     """Every results file in ``folder`` (``*.jsonl``): its name (as ``abc3-32seeds``) -> its
-    rows.
+    task and rows.
 
-    Usage: ``read_searches(Path("runs/search"))["abc3-256seeds"]``
+    Usage: ``read_searches(Path("runs/search"))["abc3-256seeds"][1]``
     """
-    return {path.stem: [Row(**json.loads(line)) for line in path.read_text().splitlines()[1:]]
-            for path in sorted(folder.glob("*.jsonl"))}
+    found = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        head, rows = read_search(path)
+        found[path.stem] = (SortTask(**head["search"]["task"]), rows)
+    return found
